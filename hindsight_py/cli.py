@@ -1,0 +1,23 @@
+"""The `hsp` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hindsight_py import __version__
+from hindsight_py.tools.cat import cat_command
+
+
+@click.group(context_settings={"help_option_names": ["--help"]})
+@click.version_option(__version__, prog_name="hsp")
+def main() -> None:
+    """hsp: a Lua-sandboxed stream processor compatible with Mozilla's Hindsight."""
+
+
+main.add_command(cat_command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

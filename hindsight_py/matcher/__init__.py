@@ -1,0 +1,1 @@
+"""message_matcher: Hindsight's boolean filter language, compiled once to a Python predicate."""
