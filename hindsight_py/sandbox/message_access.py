@@ -1,0 +1,118 @@
+"""read_message() semantics on the Python side: variable names, defaults, projection into slots.
+
+Plugins read messages through a Lua function that looks values up in per-message slots sent in
+batches (see docs/architecture.md). Which slots to send is decided once per plugin by scanning its
+source for `read_message("<literal>")`; every other read is answered by `read_value` through one
+callback. Both paths must give identical answers, so both go through `value_getter`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hindsight_py.message.framing import frame
+from hindsight_py.message.model import Message
+from hindsight_py.message.text import to_int32
+
+__all__ = ["value_getter", "read_value", "projected_names", "Getter", "HEADER_NAMES"]
+
+Getter = Callable[[bytes, Message], Any]
+HEADER_NAMES = (
+    b"Uuid",
+    b"Timestamp",
+    b"Type",
+    b"Logger",
+    b"Severity",
+    b"Payload",
+    b"EnvVersion",
+    b"Pid",
+    b"Hostname",
+    b"raw",
+    b"framed",
+    b"size",
+)
+
+_INT_MIN = -(2**31)
+
+
+def _severity(raw: bytes, m: Message) -> int:
+    return 7 if m.severity is None else to_int32(m.severity)
+
+
+def _pid(raw: bytes, m: Message) -> int | None:
+    if m.pid is None:
+        return None
+    p = to_int32(m.pid)
+    return None if p == _INT_MIN else p
+
+
+_HEADERS: dict[bytes, Getter] = {
+    b"Uuid": lambda raw, m: m.uuid,
+    b"Timestamp": lambda raw, m: m.timestamp,
+    b"Type": lambda raw, m: m.type,
+    b"Logger": lambda raw, m: m.logger,
+    b"Severity": _severity,
+    b"Payload": lambda raw, m: m.payload,
+    b"EnvVersion": lambda raw, m: m.env_version,
+    b"Pid": _pid,
+    b"Hostname": lambda raw, m: m.hostname,
+    b"raw": lambda raw, m: raw,
+    b"framed": lambda raw, m: frame(raw),
+    b"size": lambda raw, m: len(raw),
+}
+
+
+def _field_getter(name: bytes, fi: int, ai: int) -> Getter:
+    def get(raw: bytes, m: Message) -> Any:
+        n = 0
+        for f in m.fields:
+            if f.name == name:
+                if n == fi:
+                    vals = f.values
+                    return vals[ai] if ai < len(vals) else None
+                n += 1
+        return None
+
+    return get
+
+
+def value_getter(name: bytes, fi: int = 0, ai: int = 0) -> Getter | None:
+    """A function reading `name` from (raw, message), or None if the name is not a variable."""
+    g = _HEADERS.get(name)
+    if g is not None:
+        return g
+    if name.startswith(b"Fields[") and name.endswith(b"]"):
+        return _field_getter(name[7:-1], fi, ai)
+    return None
+
+
+def read_value(raw: bytes, msg: Message, name: bytes, fi: int = 0, ai: int = 0) -> Any:
+    g = value_getter(name, int(fi), int(ai))
+    return None if g is None else g(raw, msg)
+
+
+_LITERAL = re.compile(rb"""read_message\s*\(\s*(?:"([^"\\\n]*)"|'([^'\\\n]*)')\s*[,)]""")
+
+
+def projected_names(source: bytes) -> list[bytes]:
+    """Variables a plugin reads with literal names, in first-use order (its projection)."""
+    seen: dict[bytes, None] = {}
+    for m in _LITERAL.finditer(source):
+        name = m.group(1) if m.group(1) is not None else m.group(2)
+        if value_getter(name) is not None:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def slot_builder(names: Sequence[bytes]) -> Callable[[bytes, Message], tuple[Any, ...]]:
+    """A function producing a message's slot values for the projected `names`."""
+    getters = [value_getter(n) for n in names]
+    gs = [g for g in getters if g is not None]
+    if not gs:
+        return lambda raw, m: ()
+    if len(gs) == 1:
+        g0 = gs[0]
+        return lambda raw, m: (g0(raw, m),)
+    return lambda raw, m: tuple(g(raw, m) for g in gs)
