@@ -1,0 +1,3 @@
+-- plugin for the configuration tests (toml/run/analysis/inrun.lua)
+function process_message() return 0 end
+function timer_event() end
