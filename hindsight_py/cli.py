@@ -7,6 +7,8 @@ import sys
 import click
 
 from hindsight_py import __version__
+from hindsight_py.tools.bench_codec import bench_codec
+from hindsight_py.tools.bench_sandbox import bench_sandbox
 from hindsight_py.tools.cat import cat_command
 
 
@@ -16,6 +18,13 @@ def main() -> None:
     """hsp: a Lua-sandboxed stream processor compatible with Mozilla's Hindsight."""
 
 
+@main.group("bench")
+def bench() -> None:
+    """Benchmarks (never timed tests): results go to docs/performance.md."""
+
+
+bench.add_command(bench_codec)
+bench.add_command(bench_sandbox)
 main.add_command(cat_command)
 
 
