@@ -15,6 +15,7 @@ local HOST, CFG, PTYPE, MODS = ...
 -- Private references, taken before anything is removed from the real globals. --------------------
 local _G = _G
 local debug_sethook, debug_getinfo = debug.sethook, debug.getinfo
+local debug_getmetatable = debug.getmetatable
 local real_setfenv, real_getfenv = setfenv, getfenv
 local loadstring, newproxy = loadstring, newproxy
 local pcall, xpcall, error, type, tostring, tonumber = pcall, xpcall, error, type, tostring, tonumber
@@ -23,23 +24,54 @@ local rawget, rawset, rawequal = rawget, rawset, rawequal
 local setmetatable, getmetatable = setmetatable, getmetatable
 local string, table, math, os, io, coroutine = string, table, math, os, io, coroutine
 local sfind, sformat, ssub, sgsub, sbyte, srep = string.find, string.format, string.sub, string.gsub, string.byte, string.rep
-local tconcat = table.concat
+local tconcat, tmaxn = table.concat, table.maxn
+local sgmatch = string.gmatch
 local floor = math.floor
 local co_create, co_resume, co_wrap, co_status = coroutine.create, coroutine.resume, coroutine.wrap, coroutine.status
 local collectgarbage, gcinfo = collectgarbage, gcinfo
 
-local host_inject = HOST.inject
-local host_print = HOST.print
-local host_read = HOST.read_message
-local host_decode = HOST.decode_message
-local host_find_module = HOST.find_module
-local host_erf, host_erfc = HOST.erf, HOST.erfc
-local host_update_checkpoint = HOST.update_checkpoint
-local host_matcher_create, host_matcher_eval = HOST.matcher_create, HOST.matcher_eval
-local host_is_running = HOST.is_running
+-- Every Python callback is called through guard(). A Python exception raised in a callback reaches
+-- Lua as a Python object (lupa pushes the exception as the error value): it must never reach plugin
+-- code (pcall would hand it over) nor leave the sandbox as anything but a plugin error. guard()
+-- turns it into a string error; HOST.host_error records it for the host and returns its text.
+local host_error = HOST.host_error
+local function host_pass(ok, ...)
+  if ok then return ... end
+  local e = ...
+  if type(e) ~= "string" then
+    local ok2, text = pcall(host_error, e)
+    e = ok2 and type(text) == "string" and text or "host callback failed"
+  end
+  error(e, 0)
+end
+-- lupa converts a callback's results (and a raised exception) to Lua values *inside* the C callback:
+-- an allocation failure there long-jumps out of a function holding the GIL and deadlocks the
+-- process. So a callback is only entered with HOST_ROOM bytes free below the memory limit (set at the
+-- end of the bootstrap); the host checks that larger results fit before returning them.
+local HOST_ROOM = 4096
+local mem_guard_kb = 1 / 0
+local function guard(f)
+  if f == nil then return nil end
+  return function(...)
+    if collectgarbage("count") > mem_guard_kb then error("not enough memory", 0) end
+    return host_pass(pcall(f, ...))
+  end
+end
+
+local host_inject = guard(HOST.inject)
+local host_print = guard(HOST.print)
+local host_read = guard(HOST.read_message)
+local host_decode = guard(HOST.decode_message)
+local host_find_module = guard(HOST.find_module)
+local host_erf, host_erfc = guard(HOST.erf), guard(HOST.erfc)
+local host_update_checkpoint = guard(HOST.update_checkpoint)
+local host_matcher_create, host_matcher_eval = guard(HOST.matcher_create), guard(HOST.matcher_eval)
+local host_matcher_sweep, host_hsr_sweep = guard(HOST.matcher_sweep), guard(HOST.hsr_sweep)
+local host_is_running = guard(HOST.is_running)
 local host_hsr_new, host_hsr_find, host_hsr_decode, host_hsr_read, host_hsr_raw =
-    HOST.hsr_new, HOST.hsr_find, HOST.hsr_decode, HOST.hsr_read, HOST.hsr_raw
-local host_encode = HOST.encode_message
+    guard(HOST.hsr_new), guard(HOST.hsr_find), guard(HOST.hsr_decode), guard(HOST.hsr_read), guard(HOST.hsr_raw)
+local host_encode = guard(HOST.encode_message)
+local host_frame = guard(HOST.frame)
 
 -- Hardening of the real runtime (it is private to this plugin). -----------------------------------
 string.dump = nil                   -- strings share one metatable: remove it from the real table
@@ -80,8 +112,40 @@ local function tick()
 end
 local function arm_hook(co)
   if ins_limit > 0 then
-    if co then debug_sethook(co, tick, "", STEP) else debug_sethook(tick, "", STEP) end
+    if co and tripped then
+      debug_sethook(co, sticky, "", 1)    -- a thread created after a trip cannot run at all
+    elseif co then
+      debug_sethook(co, tick, "", STEP)
+    else
+      debug_sethook(tick, "", STEP)
+    end
   end
+end
+-- Host work the hook cannot see (compiling a matcher in Python) is charged to the same budget.
+local function charge(n)
+  if ins_limit > 0 then
+    used = used + n - STEP
+    tick()
+  end
+end
+
+-- Host objects behind userdata (matchers, stream readers) live in Python, outside memory_limit. The
+-- host keeps a bounded number and answers false when full: the ids of the userdata the collector
+-- has freed are then handed back (the state tables are weak-keyed) and the creation is retried.
+local function host_object(create, sweep, state, ...)
+  local id = create(...)
+  if id == false then
+    collectgarbage("collect")
+    local live, n = {}, 0
+    for _, v in next, state do
+      n = n + 1
+      live[n] = type(v) == "table" and v[1] or v
+    end
+    sweep(unpack(live, 1, n))
+    id = create(...)
+    if id == false then error("not enough memory", 0) end
+  end
+  return id
 end
 
 -- Output buffer shared by add_to_payload, inject_payload, print and encoders (output_limit). ------
@@ -101,7 +165,8 @@ end
 
 local function ob_append(s)
   local n = ob_len + #s
-  if output_limit > 0 and n > output_limit then
+  -- lua_sandbox's buffer always keeps room for a terminating NUL: at most output_limit - 1 bytes.
+  if output_limit > 0 and n >= output_limit then
     error("output_limit exceeded", 0)
   end
   ob_n = ob_n + 1
@@ -111,18 +176,51 @@ local function ob_append(s)
 end
 
 -- Host helpers for host modules (docs/architecture.md: the H table). ------------------------------
+-- A plugin sees the metatables of host userdata (circular_buffer, lpeg patterns, files) only through
+-- a read-only view. Could it set __gc there, its code would run inside the garbage collector, which
+-- also runs in lupa's unprotected pushes from Python: an error there is a Lua panic (the process
+-- exits). Host code reads the real metatable (debug.getmetatable; TENV.getmetatable below).
+local function protect_metatable(mt)
+  if type(mt) == "table" and rawget(mt, "__metatable") == nil then
+    rawset(mt, "__metatable", setmetatable({}, {__index = mt, __metatable = false,
+      __newindex = function() error("attempt to change a protected metatable", 2) end}))
+  end
+  return mt
+end
+protect_metatable(debug_getmetatable(io.stdout))
+
 local H = {
-  newproxy = newproxy,
+  newproxy = function(p)
+    local u = newproxy(p)
+    if p == true then protect_metatable(debug_getmetatable(u)) end
+    return u
+  end,
   output_limit = output_limit,
   memory_limit = tonumber(CFG.memory_limit) or 8388608,
   empty_arrays = setmetatable({}, {__mode = "k"}),
 }
+
+-- Host chunks run in TENV: the real globals, but with private copies of the library tables taken
+-- now, before any plugin code runs. The plugin gets the real string/table/math/os tables (the string
+-- metatable's __index is the real string table) and may replace their functions; a host chunk loaded
+-- later (circular_buffer, cjson, lib.serialize at preservation) must not capture those.
+local function copy_table(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+local TENV = copy_table(_G)
+TENV.string, TENV.table, TENV.math, TENV.os = copy_table(string), copy_table(table), copy_table(math), copy_table(os)
+TENV._G = TENV
+TENV.getmetatable = debug_getmetatable
+trusted_envs[TENV] = true
 
 local function load_host_chunk(name)
   local src = MODS[name]
   if not src then return nil end
   local chunk, err = loadstring(src, "=" .. name)
   if not chunk then error(err, 0) end
+  real_setfenv(chunk, TENV)
   return chunk(H)
 end
 
@@ -144,7 +242,7 @@ local function output_value(v, argn, fname)
   elseif t == "boolean" then
     return v and "true" or "false"
   elseif t == "userdata" then
-    local mt = getmetatable(v)
+    local mt = debug_getmetatable(v)    -- raw: protocol objects may protect their metatable
     local f = type(mt) == "table" and rawget(mt, "__lsb_output")
     if f then return f(v) end
     error(sformat("bad argument #%d to '%s' (unknown userdata type)", argn, fname), 0)
@@ -158,14 +256,49 @@ local function caller_name()
   return info and info.name or "?"
 end
 
+-- C's (int)(ptrdiff_t)d of lua_tointeger/luaL_checkint on x86-64: truncation toward zero, then
+-- the low 32 bits; NaN and values outside the int64 range give 0.
+local function c_int(d)
+  if d ~= d or d >= 9223372036854775808 or d < -9223372036854775808 then return 0 end
+  if d >= 0 then d = floor(d) else d = -floor(-d) end
+  d = d % 4294967296
+  if d >= 2147483648 then d = d - 4294967296 end
+  return d
+end
+
+-- luaL_typename: the type of argument i of a call with n arguments.
+local function arg_typename(v, i, n)
+  if i > n then return "no value" end
+  return type(v)
+end
+
+-- luaL_checklstring: strings, or numbers converted with LUA_NUMBER_FMT; else nil, error text.
+local function check_string_arg(v, i, n, fname)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then return sformat("%.14g", v) end
+  return nil, sformat("bad argument #%d to '%s' (string expected, got %s)", i, fname, arg_typename(v, i, n))
+end
+
+-- luaL_optint(L, i, 0): nil/none -> 0, numbers and numeric strings -> c_int; else nil, error text.
+local function opt_int_arg(v, i, fname)
+  if v == nil then return 0 end
+  local d = tonumber(v)
+  if d == nil then
+    return nil, sformat("bad argument #%d to '%s' (number expected, got %s)", i, fname, type(v))
+  end
+  return c_int(d)
+end
+
 ------------------------------------------------------------------------------------------------
 -- read_config
 ------------------------------------------------------------------------------------------------
-local function read_config(key)
-  if type(key) ~= "string" then
-    error(sformat("bad argument #1 to '%s' (string expected, got %s)", caller_name(),
-      key == nil and "no value" or type(key)), 2)
-  end
+local function read_config(...)
+  local n = select("#", ...)
+  local fname = caller_name()
+  local key, err = check_string_arg((...), 1, n, fname)
+  if not key then error(err, 2) end
+  if n ~= 1 then error(sformat("bad argument #0 to '%s' (too many arguments)", fname), 2) end
   return CFG[key]
 end
 
@@ -175,12 +308,18 @@ end
 local print_enabled = tonumber(CFG.log_level) == 7
 local function sandbox_print(...)
   ob_reset()
-  local ts = env.tostring
   local n = select("#", ...)
+  -- Disabled (log_level ~= 7) or no argument: nothing is converted, nothing is logged.
+  if not print_enabled or n == 0 then return end
+  local ts = env.tostring
   local parts = {}
   for i = 1, n do
-    local s = ts(select(i, ...))
-    if type(s) ~= "string" then
+    -- lua_call of the global tostring: a nil one raises "attempt to call a nil value".
+    local ok, s = pcall(ts, (select(i, ...)))
+    if not ok then error(s, 0) end
+    if type(s) == "number" then
+      s = sformat("%.14g", s)
+    elseif type(s) ~= "string" then
       error("'tostring' must return a string to 'print'", 2)
     end
     local nul = sfind(s, "\0", 1, true)
@@ -188,8 +327,9 @@ local function sandbox_print(...)
     parts[i] = sgsub(s, "[%c\128-\255]", " ")
   end
   local line = tconcat(parts, "\t")
-  if output_limit > 0 and #line > output_limit then error("output_limit exceeded", 2) end
-  if print_enabled then host_print(line) end
+  -- The line is built in the output buffer, whose overflow is silent: it is cut, not an error.
+  if output_limit > 0 and #line >= output_limit then line = ssub(line, 1, output_limit - 1) end
+  host_print(line)
 end
 
 ------------------------------------------------------------------------------------------------
@@ -216,43 +356,72 @@ local function read_current(name, fi, ai)
   return host_read(cur_index, name, fi, ai)
 end
 
-local function read_message(name, fi, ai, zc)
-  local n = select("#", name, fi, ai, zc)
-  if type(name) ~= "string" then
-    error(sformat("bad argument #1 to '%s' (string expected, got %s)", caller_name(),
-      name == nil and "no value" or type(name)), 2)
-  end
-  if fi == nil then fi = 0 elseif type(fi) ~= "number" then
-    error(sformat("bad argument #2 to '%s' (number expected, got %s)", caller_name(), type(fi)), 2)
-  end
-  if ai == nil then ai = 0 elseif type(ai) ~= "number" then
-    error(sformat("bad argument #3 to '%s' (number expected, got %s)", caller_name(), type(ai)), 2)
-  end
-  if fi < 0 then error(sformat("bad argument #2 to '%s' (field index must be >= 0)", caller_name()), 2) end
-  if ai < 0 then error(sformat("bad argument #3 to '%s' (array index must be >= 0)", caller_name()), 2) end
-  if not HEADER[name] and not (sfind(name, "^Fields%[") and ssub(name, -1) == "]") then
-    error(sformat("read_message() field: '%s' not supported/recognized", name), 2)
-  end
-  if zc ~= nil then
-    if type(zc) ~= "boolean" then
-      error(sformat("bad argument #4 to '%s' (boolean expected, got %s)", caller_name(), type(zc)), 2)
-    end
-    if zc then
-      if name == "Timestamp" or name == "Severity" or name == "Pid" or name == "size" then
-        error(sformat("bad argument #1 to '%s' (zero copy is only available for string headers and fields)", caller_name()), 2)
-      end
-      local ud = newproxy(zc_proxy)
-      zc_state[ud] = {name, floor(fi), floor(ai)}
-      return ud
-    end
-  end
-  return read_current(name, floor(fi), floor(ai))
+local ZC_HEADER = {Uuid = true, Type = true, Logger = true, Payload = true, EnvVersion = true,
+  Hostname = true, raw = true, framed = true}
+
+local function is_fields_name(name)
+  return #name >= 8 and ssub(name, 1, 7) == "Fields[" and ssub(name, -1) == "]"
 end
 
+-- lua_sandbox's read_message (heka sandbox.c) + heka_read_message (message.c) +
+-- heka_create_read_message_zc (read_message_zc.c), with their checks in their order.
+local function read_message(...)
+  -- Fast path: one argument naming a projected slot of the current message (the common case).
+  local name, fi = ...
+  if fi == nil and base >= 0 then
+    local s = SLOTS[name]
+    if s and select("#", ...) == 1 then return flat[base + s] end
+  end
+  local n = select("#", ...)
+  local name, fi, ai, zc = ...
+  local fname = caller_name()
+  local err
+  if n == 4 then
+    if type(zc) ~= "boolean" then
+      error(sformat("bad argument #4 to '%s' (boolean expected, got %s)", fname, type(zc)), 2)
+    end
+    if zc then
+      name, err = check_string_arg(name, 1, n, fname)
+      if not name then error(err, 2) end
+      fi, err = opt_int_arg(fi, 2, fname)
+      if not fi then error(err, 2) end
+      if fi < 0 then error(sformat("bad argument #2 to '%s' (field index must be >= 0)", fname), 2) end
+      ai, err = opt_int_arg(ai, 3, fname)
+      if not ai then error(err, 2) end
+      if ai < 0 then error(sformat("bad argument #3 to '%s' (array index must be >= 0)", fname), 2) end
+      if not ZC_HEADER[name] and not is_fields_name(name) then
+        error(sformat("heka_create_read_message_zc() field: '%s' not supported/recognized", name), 2)
+      end
+      local ud = newproxy(zc_proxy)
+      zc_state[ud] = {name, fi, ai}
+      return ud
+    end
+    n = 3
+  end
+  if n < 1 or n > 3 then error("heka_read_message() incorrect number of arguments", 2) end
+  name, err = check_string_arg(name, 1, n, fname)
+  if not name then error(err, 2) end
+  fi, err = opt_int_arg(fi, 2, fname)
+  if not fi then error(err, 2) end
+  if fi < 0 then error(sformat("bad argument #2 to '%s' (field index must be >= 0)", fname), 2) end
+  ai, err = opt_int_arg(ai, 3, fname)
+  if not ai then error(err, 2) end
+  if ai < 0 then error(sformat("bad argument #3 to '%s' (array index must be >= 0)", fname), 2) end
+  if base < 0 then return nil end     -- no active message: nil, even for an unknown variable
+  if not HEADER[name] and not is_fields_name(name) then
+    error(sformat("heka_read_message() field: '%s' not supported/recognized", name), 2)
+  end
+  return read_current(name, fi, ai)
+end
+
+-- The string a zero-copy reference points at now (nil without a message or value). A field
+-- holding a number or a boolean is an error, raised without position (callers add theirs).
 local function zc_value(ud)
   local st = zc_state[ud]
   local v = read_current(st[1], st[2], st[3])
-  if v ~= nil and type(v) ~= "string" then return nil end
+  if v ~= nil and type(v) ~= "string" then
+    error(sformat("read_message() zc->name.s: '%s' contains an unsupported type", st[1]), 0)
+  end
   return v
 end
 
@@ -276,13 +445,23 @@ end
 ------------------------------------------------------------------------------------------------
 -- add_to_payload / inject_payload (analysis)
 ------------------------------------------------------------------------------------------------
+local function output_arg(v, i, fname)
+  local s = output_value(v, i, fname)
+  if s == false then
+    ob_reset()            -- output protocol: false = reset the whole buffer (an empty cbufd)
+  else
+    ob_append(s)
+  end
+end
+
 local function add_to_payload(...)
   local n = select("#", ...)
   if n == 0 then
     error(sformat("bad argument #0 to '%s' (must have at least one argument)", caller_name()), 2)
   end
+  local fname = caller_name()
   for i = 1, n do
-    local ok, err = pcall(ob_append, output_value((select(i, ...)), i, "?"))
+    local ok, err = pcall(output_arg, (select(i, ...)), i, fname)
     if not ok then error(err, 2) end
   end
 end
@@ -292,11 +471,20 @@ end
 -- Layout: Uuid, Timestamp, Type, Logger, Severity, Payload, EnvVersion, Pid, Hostname, nfields,
 -- then per field: name, value_type, representation, count, values...
 ------------------------------------------------------------------------------------------------
-local logger_name = CFG.Logger
-local hostname = CFG.Hostname
-local pid = CFG.Pid
+-- As lua_sandbox's set_restrictions: Logger and Hostname through lua_tolstring (the machine's
+-- host name when Hostname is not configured), Pid through (int)lua_tointeger, and
+-- restricted_headers only when it is a boolean.
+local function cfg_string(v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then return sformat("%.14g", v) end
+  return nil
+end
+local logger_name = cfg_string(CFG.Logger)
+local hostname = cfg_string(CFG.Hostname) or HOST.hostname
+local pid = c_int(tonumber(CFG.Pid) or 0)
 local restricted = CFG.restricted_headers
-if restricted == nil then restricted = (PTYPE == "analysis") end
+if type(restricted) ~= "boolean" then restricted = (PTYPE == "analysis") end
 
 local function header_string(v)
   local t = type(v)
@@ -323,8 +511,12 @@ local field_value
 
 local function field_object(out, n, name, obj)
   local rep = isstring(obj.representation)
+  if rep then
+    local nul = sfind(rep, "\0", 1, true)      -- written with strlen()
+    if nul then rep = ssub(rep, 1, nul - 1) end
+  end
   local vt = tonumber(obj.value_type)
-  vt = vt and (vt >= 0 and floor(vt) or -floor(-vt)) or -1
+  vt = vt and c_int(vt) or -1                 -- (int)lua_tointeger
   return field_value(out, n, name, obj.value, vt, rep)
 end
 
@@ -368,10 +560,10 @@ field_value = function(out, n, name, value, vt, rep)
     end
     return n
   elseif t == "userdata" then
-    local mt = getmetatable(value)
+    local mt = debug_getmetatable(value)
     local f = type(mt) == "table" and rawget(mt, "__lsb_output")
     if not f then error("userdata object does not implement lsb_output", 0) end
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = name, 1, rep or false, 1, f(value)
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = name, 1, rep or false, 1, f(value) or ""
     return n + 5
   end
   error(sformat("unsupported type: %s", t), 0)
@@ -384,11 +576,11 @@ local function flatten(msg)
   if restricted then
     msg.Logger = logger_name
     msg.Hostname = hostname
-    msg.Pid = pid or 0
+    msg.Pid = pid
   else
     if msg.Logger == nil then msg.Logger = logger_name end
     if msg.Hostname == nil then msg.Hostname = hostname end
-    if msg.Pid == nil then msg.Pid = pid or 0 end
+    if msg.Pid == nil then msg.Pid = pid end
     uuid = msg.Uuid
     if type(uuid) ~= "string" then uuid = nil end
     ts = header_number(msg.Timestamp)
@@ -407,20 +599,32 @@ local function flatten(msg)
       local i = 1
       local f = rawget(fields, 1)
       while f ~= nil do
-        local name = isstring(f.name)
+        local ft = type(f)
+        if ft ~= "table" and ft ~= "string" then
+          -- lua_getfield on it: a plain Lua error, raised as such by lua_sandbox
+          error({sformat("attempt to index a %s value", ft)}, 0)
+        end
+        local name = isstring(f.name)             -- a string element has no name either
         if not name then error("field name must be a string", 0) end
-        if type(f) ~= "table" then error(sformat("unsupported type: %s", type(f)), 0) end
         n = field_object(out, n, name, f)
         nf = nf + 1
         i = i + 1
         f = rawget(fields, i)
       end
     else
-      for name, value in pairs(fields) do
+      local name, value = next(fields)
+      while name ~= nil do
         local sname = isstring(name)
         if not sname then error("field name must be a string", 0) end
         n = field_value(out, n, sname, value, -1, nil)
         nf = nf + 1
+        if type(name) == "number" then
+          -- lua_sandbox converts the traversal key to a string in place (lua_tolstring): the
+          -- traversal goes on from that string key, or fails when the table has none.
+          if rawget(fields, sname) == nil then error({"invalid key to 'next'"}, 0) end
+          name = sname
+        end
+        name, value = next(fields, name)
       end
     end
   end
@@ -428,14 +632,26 @@ local function flatten(msg)
   return n
 end
 
-local function encode_table(msg, fname)
+local OVERFLOW = {}                 -- encode_table's "the output buffer is full" error
+
+-- The error for a failed encode_table, as (message, level) for error(): "<prefix><reason>" with
+-- the caller's position, `overflow` as the reason of OVERFLOW, or a plain Lua error ({text}) that
+-- lua_sandbox raises from inside its C function (so without a position).
+local function encode_failure(prefix, err, overflow)
+  if err == OVERFLOW then return prefix .. overflow, 2 end
+  if type(err) == "table" then return err[1], 0 end
+  return prefix .. err, 2
+end
+
+-- The encoded message, or nil and the reason (OVERFLOW when it does not fit the output buffer:
+-- `peak` is the room lua_sandbox's writer needs for it, see runtime._c_buffer_peak).
+local function encode_table(msg)
   local ok, n = pcall(flatten, msg)
   if not ok then return nil, n end
-  local pb, err = host_encode(n, unpack(flatbuf, 1, n))
+  local pb, err, peak = host_encode(n, unpack(flatbuf, 1, n))
   for i = 1, n do flatbuf[i] = nil end
   if not pb then return nil, err end
-  if output_limit > 0 and #pb > output_limit then return nil, "output_limit exceeded" end
-  if #pb > ob_max then ob_max = #pb end
+  if output_limit > 0 and (peak or #pb + 1) > output_limit then return nil, OVERFLOW end
   return pb
 end
 
@@ -444,15 +660,19 @@ end
 ------------------------------------------------------------------------------------------------
 local inject_budget = -1            -- remaining injections in this call; -1 = unlimited
 
-local function inject_analysis(msg)
+-- Callback return codes (lsb_heka_im_rv): 0 success, 1 error, 2 checkpoint, 3 limit.
+local function inject_analysis(...)
+  local msg = ...
   if type(msg) ~= "table" then
     error(sformat("bad argument #1 to '%s' (table expected, got %s)", caller_name(),
-      msg == nil and "nil" or type(msg)), 2)
+      arg_typename(msg, 1, select("#", ...))), 2)
   end
   local pb, err = encode_table(msg)
-  if not pb then error("inject_message() failed: " .. err, 2) end
+  -- lua_sandbox reports its (empty) error message for a full buffer
+  if not pb then error(encode_failure("inject_message() failed: ", err, "")) end
   if inject_budget == 0 then error("inject_message() failed: injection limit exceeded", 2) end
   local rv = host_inject(pb)
+  if rv == 3 then error("inject_message() failed: injection limit exceeded", 2) end
   if rv ~= 0 then error(sformat("inject_message() failed: rejected by the callback rv: %d", rv), 2) end
   if inject_budget > 0 then inject_budget = inject_budget - 1 end
 end
@@ -460,7 +680,8 @@ end
 local hsr_state = setmetatable({}, {__mode = "k"})
 local io_type = io and io.type
 
-local function inject_input(msg, cp)
+local function inject_input(...)
+  local msg, cp = ...
   local ct = type(cp)
   if ct ~= "number" and ct ~= "string" and ct ~= "nil" then
     error(sformat("inject_message() unsupported checkpoint type: %s", ct), 2)
@@ -470,7 +691,7 @@ local function inject_input(msg, cp)
   if t == "table" then
     local err
     pb, err = encode_table(msg)
-    if not pb then error("inject_message() failed: " .. (err ~= "" and err or "exceeded output_limit"), 2) end
+    if not pb then error(encode_failure("inject_message() failed: ", err, "exceeded output_limit")) end
   elseif t == "string" then
     pb = msg
     if not host_decode(pb, true) then
@@ -479,24 +700,26 @@ local function inject_input(msg, cp)
   elseif t == "userdata" and hsr_state[msg] then
     pb = host_hsr_raw(hsr_state[msg])
     if not pb then error("inject_message() attempted to inject a nil message", 2) end
-  elseif t == "nil" then
+  elseif t == "nil" and select("#", ...) > 0 then
     if cp == nil then error("inject_message() message cannot be nil without a checkpoint update", 2) end
   else
-    error(sformat("inject_message() unsupported message type: %s", t), 2)
+    error(sformat("inject_message() unsupported message type: %s", arg_typename(msg, 1, select("#", ...))), 2)
   end
   local rv = host_inject(pb, cp)
-  if rv == 1 then error("inject_message() failed: checkpoint update", 2) end
+  if rv == 2 then error("inject_message() failed: checkpoint update", 2) end
   if rv ~= 0 then error(sformat("inject_message() failed: rejected by the callback rv: %d", rv), 2) end
 end
 
-local function inject_output(msg)
+local function inject_output(...)
+  local msg = ...
   if type(msg) ~= "table" then
     error(sformat("bad argument #1 to '%s' (table expected, got %s)", caller_name(),
-      msg == nil and "nil" or type(msg)), 2)
+      arg_typename(msg, 1, select("#", ...))), 2)
   end
   local pb, err = encode_table(msg)
-  if not pb then error("inject_message() failed: " .. err, 2) end
+  if not pb then error(encode_failure("inject_message() failed: ", err, "")) end
   local rv = host_inject(pb)
+  if rv == 3 then error("inject_message() failed: injection limit exceeded", 2) end
   if rv ~= 0 then error(sformat("inject_message() failed: rejected by the callback rv: %d", rv), 2) end
 end
 
@@ -509,8 +732,9 @@ local function inject_payload(...)
   if n > 1 and type(pname) ~= "string" then
     error("inject_payload() payload_name argument must be a string", 2)
   end
+  local fname = caller_name()
   for i = 3, n do
-    local ok, err = pcall(ob_append, output_value((select(i, ...)), i, "?"))
+    local ok, err = pcall(output_arg, (select(i, ...)), i, fname)
     if not ok then error(err, 2) end
   end
   if ob_len == 0 then return end
@@ -558,8 +782,15 @@ local function decode_message(...)
   end
   local pb = ...
   local t = type(pb)
-  if t == "userdata" and zc_state[pb] then
-    pb = zc_value(pb)
+  if t == "userdata" then
+    if not zc_state[pb] then
+      error(sformat("bad argument #1 to '%s' (no zero copy support)", caller_name()), 2)
+    end
+    -- a framed reference returns header + message: not the (pointer, length) pair expected here
+    if zc_state[pb][1] == "framed" then error("invalid zero copy return", 2) end
+    local ok, v = pcall(zc_value, pb)
+    if not ok then error(v, 2) end
+    pb = v
   elseif t ~= "string" then
     error(sformat("bad argument #1 to '%s' (string or userdata expected, got %s)", caller_name(),
       t), 2)
@@ -569,19 +800,24 @@ local function decode_message(...)
   return build_message_table(#res, unpack(res, 1, res.n or #res))
 end
 
-local function encode_message(msg, framed, ...)
-  if select("#", ...) > 0 then
-    error(sformat("bad argument #3 to '%s' (incorrect number of arguments)", caller_name()), 2)
+local function encode_message(...)
+  local n = select("#", ...)
+  local msg, framed = ...
+  if n < 1 or n > 2 then
+    error(sformat("bad argument #%d to '%s' (incorrect number of arguments)", n, caller_name()), 2)
+  end
+  if n == 2 and type(framed) ~= "boolean" then
+    error(sformat("bad argument #2 to '%s' (boolean expected, got %s)", caller_name(), type(framed)), 2)
   end
   if type(msg) ~= "table" then
-    error(sformat("bad argument #1 to '%s' (table expected, got %s)", caller_name(),
-      msg == nil and "no value" or type(msg)), 2)
+    error(sformat("bad argument #1 to '%s' (table expected, got %s)", caller_name(), type(msg)), 2)
   end
   local pb, err = encode_table(msg)
-  if not pb then error("encode_message() failed: " .. err, 2) end
+  if not pb then error(encode_failure("encode_message() failed: ", err, "buffer full")) end
   if framed then
-    pb = HOST.frame(pb)
+    pb = host_frame(pb)
   end
+  if #pb > ob_max then ob_max = #pb end   -- out_max counts encode_message (framed size), not injects
   return pb
 end
 
@@ -600,11 +836,12 @@ local function update_checkpoint(...)
     return
   end
   if n > 2 then error(sformat("update_checkpoint() invalid number of args: %d", n), 2) end
-  if type(seq) ~= "userdata" or not seq_state[seq] then
-    error(sformat("bad argument #1 to '%s' (lightuserdata expected, got %s)", caller_name(), type(seq)), 2)
-  end
+  -- lua_sandbox checks the failures first; lua_typename(LUA_TLIGHTUSERDATA) is "userdata"
   if n == 2 and type(failures) ~= "number" then
     error(sformat("bad argument #2 to '%s' (number expected, got %s)", caller_name(), type(failures)), 2)
+  end
+  if type(seq) ~= "userdata" or not seq_state[seq] then
+    error(sformat("bad argument #1 to '%s' (userdata expected, got %s)", caller_name(), type(seq)), 2)
   end
   if host_update_checkpoint(seq_state[seq], failures or 0) ~= 0 then
     error("update_checkpoint() failed: rejected by the callback", 2)
@@ -631,7 +868,9 @@ local function create_message_matcher(expr)
     error(sformat("bad argument #1 to '%s' (string expected, got %s)", caller_name(),
       expr == nil and "no value" or type(expr)), 2)
   end
-  local id = host_matcher_create(expr)
+  charge(1000)
+  local ok, id = pcall(host_object, host_matcher_create, host_matcher_sweep, mm_state, expr)
+  if not ok then error(id, 2) end
   if not id then error("invalid message matcher expression", 2) end
   local mm = newproxy(mm_proto)
   mm_state[mm] = id
@@ -645,15 +884,50 @@ local function is_running()
   return host_is_running() and true or false
 end
 
+-- luaL_argerror as seen from the API function that calls it: named as it was called, and with
+-- the self argument not counted for a method call (obj:method(...)).
+local function method_arg_error(narg, extramsg, level)
+  local info = debug_getinfo(level or 2, "n")   -- 1: this function, 2: the API function
+  local name = info and info.name or "?"
+  if info and info.namewhat == "method" then
+    narg = narg - 1
+    if narg == 0 then return sformat("calling '%s' on bad self (%s)", name, extramsg) end
+  end
+  return sformat("bad argument #%d to '%s' (%s)", narg, name, extramsg)
+end
+
 local hsr_proto = newproxy(true)
 do
   local mt = getmetatable(hsr_proto)
   local methods = {}
-  function methods.find_message(self, buf, decode)
-    local id = hsr_state[self]
-    if not id then error("bad argument #1 to 'find_message' (lsb.heka_stream_reader expected)", 2) end
-    if decode == nil then decode = true end
+  -- the checks of lua_sandbox's stream_reader.c, in its order
+  local function check_hsr(self)
+    local id = type(self) == "userdata" and hsr_state[self]
+    if not id then return nil, sformat("lsb.heka_stream_reader expected, got %s", type(self)) end
+    return id
+  end
+  function methods.find_message(...)
+    local n = select("#", ...)
+    local self, buf, decode = ...
+    if n < 2 or n > 3 then error(method_arg_error(0, "incorrect number of arguments"), 2) end
+    local id, err = check_hsr(self)
+    if not id then error(method_arg_error(1, err), 2) end
     local t = type(buf)
+    if t == "userdata" then
+      if not (io_type and io_type(buf)) then
+        error(method_arg_error(2, "FILE* expected, got userdata"), 2)
+      end
+      if io_type(buf) ~= "file" then error("attempt to use a closed file", 2) end
+    elseif t ~= "string" and t ~= "nil" then
+      error("buffer must be a nil, string, userdata (FILE*)", 2)
+    end
+    if n == 3 then
+      if type(decode) ~= "boolean" then
+        error(method_arg_error(3, sformat("boolean expected, got %s", arg_typename(decode, 3, n))), 2)
+      end
+    else
+      decode = true
+    end
     if t == "string" or t == "nil" then
       return host_hsr_find(id, buf, decode and true or false)
     elseif t == "userdata" and io_type and io_type(buf) == "file" then
@@ -665,45 +939,69 @@ do
       local f2, c2 = host_hsr_find(id, data, decode and true or false)
       return f2, consumed + c2, nread
     end
-    error("bad argument #2 to 'find_message' (buffer must be a nil, string, userdata (FILE*))", 2)
   end
-  function methods.decode_message(self, pb)
-    local id = hsr_state[self]
+  function methods.decode_message(...)
+    local self, pb = ...
+    local id, err = check_hsr(self)
+    if not id then error(method_arg_error(1, err), 2) end
+    if select("#", ...) ~= 2 then error(method_arg_error(0, "incorrect number of arguments"), 2) end
     if type(pb) ~= "string" then error("buffer must be string", 2) end
     if #pb == 0 then error("empty protobuf string", 2) end
     if not host_hsr_decode(id, pb) then error("invalid protobuf string", 2) end
   end
-  function methods.read_message(self, name, fi, ai)
-    local id = hsr_state[self]
-    if type(name) ~= "string" then
-      error(sformat("bad argument #1 to 'read_message' (string expected, got %s)", type(name)), 2)
+  function methods.read_message(...)
+    local n = select("#", ...)
+    if n < 1 or n > 4 then error("read_message() incorrect number of arguments", 2) end
+    local self, name, fi, ai = ...
+    local id, err = check_hsr(self)
+    if not id then error(method_arg_error(1, err), 2) end
+    -- then heka_read_message() on the arguments after self (numbered from 1 again)
+    if n < 2 then error("heka_read_message() incorrect number of arguments", 2) end
+    name, err = check_string_arg(name, 1, n - 1, "?")
+    if not name then error(method_arg_error(1, ssub(err, sfind(err, "%(") + 1, -2)), 2) end
+    fi, err = opt_int_arg(fi, 2, "?")
+    if not fi then error(method_arg_error(2, ssub(err, sfind(err, "%(") + 1, -2)), 2) end
+    if fi < 0 then error(method_arg_error(2, "field index must be >= 0"), 2) end
+    ai, err = opt_int_arg(ai, 3, "?")
+    if not ai then error(method_arg_error(3, ssub(err, sfind(err, "%(") + 1, -2)), 2) end
+    if ai < 0 then error(method_arg_error(3, "array index must be >= 0"), 2) end
+    local v = host_hsr_read(id, name, fi, ai)
+    if v == nil and not HEADER[name] and not is_fields_name(name) and host_hsr_read(id, "raw", 0, 0) ~= nil then
+      error(sformat("heka_read_message() field: '%s' not supported/recognized", name), 2)
     end
-    return host_hsr_read(id, name, fi or 0, ai or 0)
+    return v
   end
   mt.__index = methods
   mt.__metatable = false
 end
 
-local function create_stream_reader(name)
-  if type(name) ~= "string" then
-    error(sformat("bad argument #1 to '%s' (string expected, got %s)", caller_name(),
-      name == nil and "no value" or type(name)), 2)
+local function create_stream_reader(...)
+  local n = select("#", ...)
+  if n ~= 1 then
+    error(sformat("bad argument #0 to '%s' (incorrect number of arguments)", caller_name()), 2)
   end
+  local name, err = check_string_arg((...), 1, n, caller_name())
+  if not name then error(err, 2) end
   if #name >= 255 then error(sformat("bad argument #1 to '%s' (name is too long)", caller_name()), 2) end
+  local ok, id = pcall(host_object, host_hsr_new, host_hsr_sweep, hsr_state, name)
+  if not ok then error(id, 2) end
   local hsr = newproxy(hsr_proto)
-  hsr_state[hsr] = host_hsr_new(name)
+  hsr_state[hsr] = id
   return hsr
 end
 
 ------------------------------------------------------------------------------------------------
 -- getfenv / setfenv that never reveal or alter trusted environments
 ------------------------------------------------------------------------------------------------
+-- Levels: the real functions are called through pcall, so the plugin's level n is level n + 2 for
+-- them (1 = pcall, 2 = this wrapper, 3 = the plugin's caller). Numeric strings are levels too.
 local function safe_getfenv(f)
   if f == nil then f = 1 end
+  if type(f) == "string" and tonumber(f) then f = tonumber(f) end
   if type(f) == "number" then
     if f < 0 then error("bad argument #1 to 'getfenv' (level must be non-negative)", 2) end
     if f == 0 then return env end
-    f = f + 1
+    f = f + 2
   end
   local ok, e = pcall(real_getfenv, f)
   if not ok then error(e, 2) end
@@ -715,10 +1013,11 @@ local function safe_setfenv(f, t)
   if type(t) ~= "table" then
     error(sformat("bad argument #2 to 'setfenv' (table expected, got %s)", t == nil and "no value" or type(t)), 2)
   end
+  if type(f) == "string" and tonumber(f) then f = tonumber(f) end
   if type(f) == "number" then
     if f == 0 then error("'setfenv' cannot change the environment of the thread", 2) end
     if f < 0 then error("bad argument #1 to 'setfenv' (level must be non-negative)", 2) end
-    f = f + 1
+    f = f + 2
   end
   local ok, cur = pcall(real_getfenv, f)
   if not ok then error(cur, 2) end
@@ -746,21 +1045,28 @@ function safe_coroutine.wrap(f)
     local r = {co_resume(co, ...)}
     if tripped then error("instruction_limit exceeded", 0) end
     if not r[1] then error(r[2], 2) end
-    return unpack(r, 2, table.maxn(r))
+    return unpack(r, 2, tmaxn(r))
   end
 end
 function safe_coroutine.resume(co, ...)
   local r = {co_resume(co, ...)}
   if tripped then error("instruction_limit exceeded", 0) end
-  return unpack(r, 1, table.maxn(r))
+  return unpack(r, 1, tmaxn(r))
 end
 
 ------------------------------------------------------------------------------------------------
 -- require and module
 ------------------------------------------------------------------------------------------------
 local loaded = {}
-local disable_modules = type(CFG.disable_modules) == "table" and CFG.disable_modules or {}
-local remove_entries = type(CFG.remove_entries) == "table" and CFG.remove_entries or {}
+-- Private copies: read_config returns config tables by reference, and a plugin must not lift the
+-- restrictions it runs under by editing them (read_config("disable_modules").io = nil).
+local function copy_cfg(t)
+  local c = {}
+  for k, v in next, t do c[k] = type(v) == "table" and copy_cfg(v) or v end
+  return c
+end
+local disable_modules = type(CFG.disable_modules) == "table" and copy_cfg(CFG.disable_modules) or {}
+local remove_entries = type(CFG.remove_entries) == "table" and copy_cfg(CFG.remove_entries) or {}
 
 local std_modules = {
   string = string, table = table, math = math, os = os,
@@ -768,6 +1074,60 @@ local std_modules = {
 if PTYPE ~= "analysis" then
   std_modules.io = io
   std_modules.coroutine = safe_coroutine
+end
+
+-- Output plugins: io.write and file:write also take zero-copy references (lua_sandbox's
+-- zc_luaopen_io in src/heka/sandbox.c): numbers as %.14g, strings, and the referenced bytes,
+-- written one argument after the other (an invalid argument stops the call after the previous
+-- ones were written; a failed write skips the rest).
+if PTYPE == "output" and io then
+  local real_write = io.write
+  local file_mt = debug_getmetatable(io.stdout)
+  local real_fwrite = file_mt and rawget(file_mt, "write")
+  local function zc_write(write, fh, first, ...)
+    local failed
+    for i = 1, select("#", ...) do
+      local v = (select(i, ...))
+      local t = type(v)
+      local s
+      if t == "number" then
+        s = sformat("%.14g", v)
+      elseif t == "string" then
+        s = v
+      elseif t == "userdata" and zc_state[v] then
+        local ok, r = pcall(zc_value, v)
+        if not ok then error(r, 3) end
+        s = r or ""
+      elseif t == "userdata" and not seq_state[v] then
+        error(method_arg_error(first + i - 1, "no zero copy support", 3), 3)
+      else
+        -- a sequence id is a light userdata in lua_sandbox: not a "userdata" argument
+        error(method_arg_error(first + i - 1, sformat("number, string or userdata expected, got %s", t), 3), 3)
+      end
+      if not failed then
+        local r1, r2, r3
+        if fh then r1, r2, r3 = write(fh, s) else r1, r2, r3 = write(s) end
+        if not r1 then failed = {r1, r2, r3} end
+      end
+    end
+    if failed then return failed[1], failed[2], failed[3] end
+    return true
+  end
+  io.write = function(...)
+    local r1, r2, r3 = zc_write(real_write, nil, 1, ...)   -- not a tail call: keep this frame
+    return r1, r2, r3
+  end
+  if real_fwrite then
+    file_mt.write = function(...)
+      local fh = ...
+      if not (io_type and io_type(fh)) then
+        error(method_arg_error(1, sformat("FILE* expected, got %s", type(fh))), 2)
+      end
+      if io_type(fh) ~= "file" then error("attempt to use a closed file", 2) end
+      local r1, r2, r3 = zc_write(real_fwrite, fh, 2, select(2, ...))
+      return r1, r2, r3
+    end
+  end
 end
 
 local function finish_module(name, m)
@@ -798,11 +1158,13 @@ local function sandbox_require(name)
   if disable_modules[name] then error(sformat("module '%s' disabled", name), 2) end
   local m = loaded[name]
   if m ~= nil then return m end
-  if not sfind(name, "^[%w_.]+$") then error(sformat("invalid module name '%s'", name), 2) end
+  -- raised by lua_sandbox's loaders (C functions called by require): no position
+  if not sfind(name, "^[%w_.]+$") then error(sformat("invalid module name '%s'", name), 0) end
   local std = std_modules[name]
   if std then
+    -- like any module: an empty metatable (not preserved as data) and remove_entries applied
     env[name] = std
-    loaded[name] = std
+    loaded[name] = finish_module(name, std)
     return std
   end
   if name == "io" or name == "coroutine" then error(sformat("module '%s' disabled", name), 2) end
@@ -814,12 +1176,12 @@ local function sandbox_require(name)
     return loaded[name]
   end
   if CFG.path == nil then
-    error("no 'path' configuration was specified for the sandbox; external modules have been disabled", 2)
+    error("no 'path' configuration was specified for the sandbox; external modules have been disabled", 0)
   end
   local src, path = host_find_module(name)
   if not src then error(sformat("module '%s' not found:%s", name, path), 2) end
   local chunk, err = load_plugin_chunk(src, "@" .. path)
-  if not chunk then error(sformat("error loading module '%s' from file '%s':\n\t%s", name, path, err), 2) end
+  if not chunk then error(sformat("error loading module '%s' from file '%s':\n\t%s", name, path, err), 0) end
   m = chunk(name)
   if m == nil then m = loaded[name] end
   if m == nil then m = true end
@@ -847,7 +1209,7 @@ local function sandbox_module(name, ...)
   if type(m) ~= "table" then
     -- find or create the table at the dotted path in the plugin env
     local t = env
-    for part in string.gmatch(name, "[^%.]+") do
+    for part in sgmatch(name, "[^%.]+") do
       local nt = rawget(t, part)
       if nt == nil then
         nt = {}
@@ -922,6 +1284,7 @@ host_modules.lpeg = function()
       error("module 'lpeg' not found: the Debian package lua-lpeg is required (apt-get install lua-lpeg)", 3)
     end
     c_lpeg = m
+    protect_metatable(debug_getmetatable(m.P(true)))
   end
   return register_global("lpeg", c_lpeg)
 end
@@ -933,13 +1296,28 @@ local base_names = {"assert", "error", "gcinfo", "getmetatable", "ipairs", "next
   "pcall", "rawequal", "rawget", "rawset", "select", "setmetatable", "tonumber", "tostring",
   "type", "unpack", "xpcall"}
 for _, k in ipairs(base_names) do env[k] = _G[k] end
+-- xpcall: Lua runs the message handler before unwinding, and for an error raised by the count hook
+-- that is *inside* the hook, where hooks are off: a handler that loops (or errors: the handler is
+-- called again for its own error) would never be stopped. The handler runs after the protected call
+-- instead, under the hook (no debug library: a plugin cannot tell the difference).
+local function handler_result(ok, ...)
+  if ok then return false, (...) end
+  return false, "error in error handling"
+end
+local function xpcall_result(handler, ok, ...)
+  if ok then return true, ... end
+  return handler_result(pcall(handler, (...)))
+end
+env.xpcall = function(f, handler)
+  return xpcall_result(handler, pcall(f))
+end
 env._G = env
 env._VERSION = _VERSION
 env.getfenv = safe_getfenv
 env.setfenv = safe_setfenv
 env.require = sandbox_require
 env.module = sandbox_module
-env.package = {seeall = seeall}
+env.package = setmetatable({seeall = seeall}, {})   -- a module table: not preserved as data
 env.print = sandbox_print
 env.read_config = read_config
 if PTYPE ~= "analysis" then
@@ -951,8 +1329,18 @@ if PTYPE == "analysis" then
   disable_modules = setmetatable({io = true, coroutine = true}, {__index = disable_modules})
 end
 
-math.erf = function(x) return host_erf(x) end
-math.erfc = function(x) return host_erfc(x) end
+-- luaL_checknumber first: the Python callback must only ever see a number.
+local function check_number_arg(fname, ...)
+  local x = ...
+  local d = tonumber(x)
+  if d == nil then
+    error(sformat("bad argument #1 to '%s' (number expected, got %s)", fname,
+      select("#", ...) == 0 and "no value" or type(x)), 3)
+  end
+  return d
+end
+math.erf = function(...) return host_erf(check_number_arg("erf", ...)) end
+math.erfc = function(...) return host_erfc(check_number_arg("erfc", ...)) end
 
 env.decode_message = decode_message
 if PTYPE == "input" then
@@ -979,11 +1367,19 @@ end
 local E = {}
 local status_error
 
-local function check_status(ok, rc, msg, fname)
+-- lua_tostring semantics: strings, numbers (%.14g); anything else (nil, tables, booleans, userdata)
+-- is "<nil error message>". Never calls a plugin __tostring metamethod.
+local function error_text(e)
+  local t = type(e)
+  if t == "string" then return e end
+  if t == "number" then return sformat("%.14g", e) end
+  return "<nil error message>"
+end
+
+-- fname comes first: pcall's extra return values must not be taken for it.
+local function check_status(fname, ok, rc, msg)
   if not ok then
-    if rc == nil then rc = "<nil error message>" end
-    if type(rc) ~= "string" then rc = tostring(rc) end
-    return false, fname .. "() " .. rc
+    return false, fname .. "() " .. error_text(rc)
   end
   if type(rc) ~= "number" then
     return false, fname .. "() must return a numeric status code"
@@ -991,7 +1387,7 @@ local function check_status(ok, rc, msg, fname)
   if msg ~= nil and type(msg) ~= "string" then
     return false, fname .. "() must return a nil or string error message"
   end
-  return true, rc, msg
+  return true, c_int(rc), msg             -- (int)lua_tointeger: 0.5 is 0, 3e9 is -1294967296
 end
 
 function E.load(src, chunkname)
@@ -1000,7 +1396,7 @@ function E.load(src, chunkname)
   local chunk, err = load_plugin_chunk(src, chunkname)
   if not chunk then return false, err end
   local ok, e = pcall(chunk)
-  if not ok then return false, tostring(e) end
+  if not ok then return false, error_text(e) end
   return true
 end
 
@@ -1027,7 +1423,7 @@ function E.analysis_batch(n, pm_limit, ...)
     cur_index = i
     used = 0
     inject_budget = pm_limit
-    local ok, rc, msg = check_status(pcall(pm))
+    local ok, rc, msg = check_status("process_message", pcall(pm))
     if not ok then
       base, flat, cur_index = -1, nil, 0
       ob_reset()
@@ -1063,7 +1459,7 @@ function E.output_message(seq, ...)
   end
   local sq = newproxy(seq_proto)
   seq_state[sq] = seq
-  local ok, rc, msg = check_status(pcall(pm, sq))
+  local ok, rc, msg = check_status("process_message", pcall(pm, sq))
   base, flat, cur_index = -1, nil, 0
   return ok, rc, msg
 end
@@ -1073,7 +1469,7 @@ function E.input_process(cp)
   used = 0
   local pm = env.process_message
   if type(pm) ~= "function" then return false, "process_message() function was not found" end
-  return check_status(pcall(pm, cp))
+  return check_status("process_message", pcall(pm, cp))
 end
 
 function E.timer_event(ns, shutdown, te_limit)
@@ -1087,8 +1483,7 @@ function E.timer_event(ns, shutdown, te_limit)
   local ok, err = pcall(te, ns, shutdown)
   inject_budget = -1
   if not ok then
-    if err == nil then err = "<nil error message>" end
-    return false, "timer_event() " .. tostring(err)
+    return false, "timer_event() " .. error_text(err)
   end
   collectgarbage("collect")
   return true
@@ -1106,22 +1501,28 @@ function E.reset_output_max()
   ob_max = 0
 end
 
+-- Preservation and restoration keep the instruction hook: plugin code is reachable from them (a
+-- __gc or __lsb_serialize the plugin set on a module userdata's metatable, metamethods of the env or
+-- of _G while the state text runs), and without the hook a loop there hangs the host. The budget
+-- grows with the work: on top of instruction_limit, 16384 instructions per KiB in use (serialize
+-- measured at most ~7000/KiB) or 16 per byte of state text (measured < 1).
 function E.preserve()
   local serialize = load_host_chunk("lib.serialize")
   if not serialize then return nil, "no serializer available" end
-  debug_sethook()
-  local text, err = serialize(env, H)
-  arm_hook()
+  used = -floor(collectgarbage("count") * 16384)
+  local ok, text, err = pcall(serialize, env, H)
+  used = 0
+  if not ok then return nil, error_text(text) end
   return text, err
 end
 
 function E.restore(src)
-  debug_sethook()
+  used = -16 * #src
   local chunk, err = load_plugin_chunk(src, "=restore")
-  if not chunk then arm_hook(); return false, "restore_global_data " .. err end
+  if not chunk then return false, "restore_global_data " .. err end
   local ok, e = pcall(chunk)
-  arm_hook()
-  if not ok then return false, "restore_global_data " .. tostring(e) end
+  used = 0
+  if not ok then return false, "restore_global_data " .. error_text(e) end
   return true
 end
 
@@ -1144,4 +1545,7 @@ function E.peek(name)
 end
 
 trusted_envs[env] = nil
+if H.memory_limit > 0 then
+  mem_guard_kb = (collectgarbage("count") * 1024 + H.memory_limit - HOST_ROOM) / 1024
+end
 return E

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
 __all__ = ["lua", "new_runtime", "LuaError", "LuaMemoryError", "LuaSyntaxError", "c_module_path"]
+
+
+def _force_utc() -> None:
+    # lua_sandbox forces TZ=UTC for the whole process: os.date without "!" must format UTC.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
 
 
 def _import_engine() -> ModuleType:
@@ -28,6 +35,7 @@ def _import_engine() -> ModuleType:
     return lua51
 
 
+_force_utc()
 lua: Any = _import_engine()
 LuaError: type[Exception] = lua.LuaError
 LuaMemoryError: type[Exception] = lua.LuaMemoryError

@@ -107,12 +107,41 @@ def projected_names(source: bytes) -> list[bytes]:
 
 
 def slot_builder(names: Sequence[bytes]) -> Callable[[bytes, Message], tuple[Any, ...]]:
-    """A function producing a message's slot values for the projected `names`."""
-    getters = [value_getter(n) for n in names]
-    gs = [g for g in getters if g is not None]
-    if not gs:
-        return lambda raw, m: ()
-    if len(gs) == 1:
-        g0 = gs[0]
-        return lambda raw, m: (g0(raw, m),)
-    return lambda raw, m: tuple(g(raw, m) for g in gs)
+    """A function producing a message's slot values for the projected `names`.
+
+    Runs once per message per plugin, so fields are found in one pass over the message's fields
+    instead of one scan per projected field.
+    """
+    getters: list[Getter | None] = []
+    field_slot: dict[bytes, int] = {}
+    for i, n in enumerate(names):
+        if n in _HEADERS:
+            getters.append(_HEADERS[n])
+        else:
+            getters.append(None)
+            field_slot[n[7:-1]] = i
+    width = len(names)
+    if not field_slot:
+        hs = [g for g in getters if g is not None]
+        return lambda raw, m: tuple(g(raw, m) for g in hs)
+    header_items = [(i, g) for i, g in enumerate(getters) if g is not None]
+    nfields = len(field_slot)
+
+    def build(raw: bytes, m: Message) -> tuple[Any, ...]:
+        out: list[Any] = [None] * width
+        for i, g in header_items:
+            out[i] = g(raw, m)
+        found = 0
+        seen: set[bytes] = set()
+        for f in m.fields:
+            i = field_slot.get(f.name)
+            if i is not None and f.name not in seen:
+                seen.add(f.name)
+                vals = f.values
+                out[i] = vals[0] if vals else None
+                found += 1
+                if found == nfields:
+                    break
+        return tuple(out)
+
+    return build

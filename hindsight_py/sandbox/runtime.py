@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,11 +78,24 @@ class BatchResult:
     terminated: str | None = None
 
 
+# lua_sandbox's set_restrictions() (src/heka/sandbox.c): entries removed per module ("" = base).
+_REMOVE_ENTRIES: dict[str, dict[str, tuple[str, ...]]] = {
+    "input": {"": ("dofile", "load", "loadfile", "loadstring", "newproxy"), "os": ("exit", "setlocale"), "string": ("dump",)},
+    "analysis": {
+        "": ("collectgarbage", "dofile", "load", "loadfile", "loadstring", "newproxy", "print"),
+        "os": ("getenv", "execute", "exit", "remove", "rename", "setlocale", "tmpname"),
+        "string": ("dump",),
+    },
+}
+_REMOVE_ENTRIES["output"] = _REMOVE_ENTRIES["input"]
+
 # Defaults of the generic sandbox keys (lua_sandbox lsb_create) and of the Heka layer.
 DEFAULT_LIMITS = {
+    "input_limit": 64 * 1024,
     "output_limit": 64 * 1024,
     "memory_limit": 8 * 1024 * 1024,
     "instruction_limit": 1_000_000,
+    "log_level": 3,
 }
 
 
@@ -90,10 +104,18 @@ def _to_lua(rt: Any, value: Any) -> Any:
     if isinstance(value, str):
         return value.encode()
     if isinstance(value, Mapping):
-        return rt.table_from({_to_lua(rt, k): _to_lua(rt, v) for k, v in value.items()})
+        items = ((_to_lua(rt, k), _to_lua(rt, v)) for k, v in value.items())
+        return rt.table_from({k: v for k, v in items if k is not None and v is not None})
     if isinstance(value, (list, tuple)):
         return rt.table_from([_to_lua(rt, v) for v in value])
-    return value
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**53) <= value <= 2**53:
+        return float(value)
+    if value is None or isinstance(value, (bool, int, float, bytes)):
+        return value
+    # Anything else would reach the plugin as a Python object (lupa gives item access to objects
+    # with __getitem__, which the attribute filter does not cover): skipped, as lua_sandbox skips
+    # config values that are not strings, numbers, booleans or tables.
+    return None
 
 
 def _lua_error_text(e: BaseException) -> str:
@@ -123,6 +145,137 @@ def _truncate(reason: str) -> str:
     if len(raw) <= ERROR_MAX:
         return reason
     return raw[:ERROR_MAX].decode("utf-8", "ignore")
+
+
+_TWO63 = 2.0**63
+_U64 = (1 << 64) - 1
+
+
+def _c_ll(d: float) -> int:
+    """C `(long long)d` on x86-64: truncation; NaN and out-of-range values give INT64_MIN."""
+    d = float(d)
+    if d != d or not -_TWO63 <= d < _TWO63:
+        return -(1 << 63)
+    return int(d)
+
+
+def _c_ull(d: float) -> int:
+    """C `(unsigned long long)d` as gcc compiles it for x86-64."""
+    d = float(d)
+    if d != d:
+        return 1 << 63
+    if d < _TWO63:
+        return _c_ll(d) & _U64
+    return (_c_ll(d - _TWO63) & _U64) ^ (1 << 63)
+
+
+def _varint_end(pb: bytes, p: int) -> int:
+    while pb[p] & 0x80:
+        p += 1
+    return p + 1
+
+
+def _c_buffer_peak(pb: bytes) -> int:
+    """The output buffer size lua_sandbox's encoder needs to produce the message `pb`.
+
+    heka_encode_message_table reserves room before each write (`needed + pos <= output_limit`):
+    10 bytes before every varint, and 1 byte for a terminating NUL at the end. It writes the
+    length of a Field (and of a packed integer array) as one byte and moves the content when the
+    final length needs more, so the varints inside were written that many bytes earlier. The
+    peak is the largest `position + 10` of a varint at the time it was written, or len(pb) + 1.
+    """
+    peak = len(pb) + 1
+    n = len(pb)
+    p = 0
+    while p < n:
+        key = pb[p]
+        p += 1
+        wt = key & 7
+        if wt == 1:
+            p += 8
+            continue
+        peak = max(peak, p + 10)
+        q = _varint_end(pb, p)
+        if wt == 0:
+            p = q
+            continue
+        length, _ = _read_varint(pb, p)
+        if key >> 3 == 10:  # a Field: its content was written before its length grew
+            shift = q - p - 1
+            r, end = q, q + length
+            while r < end:
+                fkey = pb[r]
+                r += 1
+                fwt = fkey & 7
+                if fwt == 1:
+                    r += 8
+                    continue
+                if fkey == 0x40:  # a single bool is written with 1 byte of room, not 10
+                    r += 1
+                    continue
+                peak = max(peak, r - shift + 10)
+                s = _varint_end(pb, r)
+                if fwt == 0:
+                    r = s
+                    continue
+                flen, _ = _read_varint(pb, r)
+                if fkey >> 3 == 6:  # packed integers: their length is patched afterwards too
+                    inner = shift + (s - r - 1)
+                    v = s
+                    while v < s + flen:
+                        peak = max(peak, v - inner + 10)
+                        v = _varint_end(pb, v)
+                r = s + flen
+        p = q + length
+    return peak
+
+
+def _read_varint(pb: bytes, p: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = pb[p]
+        value |= (b & 0x7F) << shift
+        p += 1
+        if not b & 0x80:
+            return value, p
+        shift += 7
+
+
+# Room kept free for lupa's own allocations around a call from Python (see Sandbox._call_guard).
+_CALL_ROOM = 16 * 1024
+# Live host objects behind userdata (they are outside memory_limit); see host_object() in bootstrap.lua.
+_MAX_MATCHERS = 4096
+_MAX_READERS = 1024
+
+
+def _new_slot(slots: list[Any], obj: Any, cap: int) -> int | bool:
+    """Store `obj` (ids are 1-based indexes), reusing freed slots; False when `cap` are live."""
+    if len(slots) < cap:
+        slots.append(obj)
+        return len(slots)
+    try:
+        i = slots.index(None)
+    except ValueError:
+        return False
+    slots[i] = obj
+    return i + 1
+
+
+def _sweep(slots: list[Any], live: tuple[Any, ...]) -> None:
+    """Free the slots whose userdata the Lua collector has freed (`live`: the ids still in use)."""
+    keep = {int(i) for i in live}
+    for i in range(len(slots)):
+        if i + 1 not in keep:
+            slots[i] = None
+
+
+def _lua_size(v: Any) -> int:
+    """An upper bound of the Lua memory needed to push a callback result (strings and stack slots)."""
+    if type(v) is bytes:
+        return len(v) + 64
+    if type(v) is tuple:
+        return sum([len(x) + 64 if type(x) is bytes else 16 for x in v])
+    return 16
 
 
 def _host_modules() -> dict[bytes, bytes]:
@@ -186,6 +339,11 @@ class Sandbox:
         mms = cfg.get("max_message_size")
         if not isinstance(mms, (int, float)) or mms <= 0:
             cfg["max_message_size"] = 64 * 1024
+        # The Heka layer's restrictions, written into the configuration as lua_sandbox's
+        # set_restrictions() does (replacing any configured value): read_config() returns them.
+        cfg["remove_entries"] = {k: list(v) for k, v in _REMOVE_ENTRIES[self.plugin_type.value].items()}
+        if self.plugin_type is PluginType.ANALYSIS:
+            cfg["disable_modules"] = {"io": True, "coroutine": True}
         self.config = cfg
         self.name = _s(cfg.get("Logger", "plugin"))
         self.stats = SandboxStats()
@@ -197,6 +355,7 @@ class Sandbox:
         self._on_log = on_log or (lambda text: None)
         self._state_file = Path(state_file) if state_file is not None else None
         self.terminated: str | None = None
+        self._host_abort: BaseException | None = None  # KeyboardInterrupt & co. seen by _host_error
         self._batch: Sequence[tuple[bytes, Message]] = ()
         self._matchers: list[Callable[[Message], bool]] = []
         self._readers: list[_StreamReader] = []
@@ -230,23 +389,27 @@ class Sandbox:
             {
                 b"inject": self._host_inject,
                 b"print": self._host_print,
-                b"read_message": self._host_read_message,
-                b"decode_message": self._host_decode,
-                b"encode_message": self._host_encode,
-                b"find_module": self._host_find_module,
+                b"read_message": self._sized(self._host_read_message),
+                b"decode_message": self._sized(self._host_decode),
+                b"encode_message": self._sized(self._host_encode),
+                b"find_module": self._sized(self._host_find_module),
                 b"erf": math.erf,
                 b"erfc": math.erfc,
                 b"update_checkpoint": self._host_update_checkpoint,
                 b"matcher_create": self._host_matcher_create,
                 b"matcher_eval": self._host_matcher_eval,
+                b"matcher_sweep": lambda *live: _sweep(self._matchers, live),
+                b"hsr_sweep": lambda *live: _sweep(self._readers, live),
                 b"is_running": self._host_is_running,
                 b"hsr_new": self._host_hsr_new,
                 b"hsr_find": self._host_hsr_find,
                 b"hsr_decode": self._host_hsr_decode,
-                b"hsr_read": self._host_hsr_read,
-                b"hsr_raw": self._host_hsr_raw,
+                b"hsr_read": self._sized(self._host_hsr_read),
+                b"hsr_raw": self._sized(self._host_hsr_raw),
                 b"hsr_read_size": 8192,
-                b"frame": frame,
+                b"frame": self._sized(frame),
+                b"hostname": socket.gethostname().encode(),
+                b"host_error": self._host_error,
                 b"c_module_path": engine.c_module_path(),
             }
         )
@@ -258,12 +421,15 @@ class Sandbox:
             self._E = boot(host, cfg, self.plugin_type.value.encode(), mods)
         except engine.LuaError as e:  # pragma: no cover - a broken bootstrap is a bug in hsp
             raise SandboxError(f"sandbox bootstrap failed: {_lua_error_text(e)}") from None
-        E = self._E
+        # Entry points are looked up once: a Lua table access from Python allocates outside any
+        # protected call, which must not happen once the plugin has filled its memory (_call_guard).
+        E = self._E = dict(self._E.items())
         self._state = E[b"STATE"]
         self._mem_base = rt.get_memory_used()
         limit = int(self.config.get("memory_limit") or 0)
+        self._mem_hard = self._mem_base + limit if limit > 0 else 0
         if limit > 0:
-            rt.set_max_memory(self._mem_base + limit)
+            rt.set_max_memory(self._mem_hard)
         names = projected_names(self.source)
         self._slot_names = names
         self._slots = slot_builder(names)
@@ -272,29 +438,58 @@ class Sandbox:
         self._call_guard("load", lambda: self._check_load(E[b"load"](self.source, ("@" + self.chunkname).encode())))
         if self._state_file is not None and self._state_file.exists() and self.config.get("preserve_data"):
             text = self._state_file.read_bytes()
-            ok, err = E[b"restore"](text)
+            rt.set_max_memory(0)  # lua_sandbox lifts the memory limit while restoring
+            try:
+                res = E[b"restore"](text)
+                ok, err = res if isinstance(res, tuple) else (res, None)
+            except engine.LuaError as e:  # tripped the hook (the runtime is dropped: it is rebuilt)
+                ok, err = False, "restore_global_data " + ("instruction_limit exceeded" if self._state[b"tripped"] else _lua_error_text(e))
+            finally:
+                rt.set_max_memory(self._mem_hard)
             if not ok:
-                raise SandboxError(_s(err))
+                raise SandboxError(_truncate(_s(err)))
         E[b"gc"]()
-        self._sample_memory()
+        self._after_call()  # out_max and memory as they stand after the load
 
     def _check_load(self, res: Any) -> None:
         ok, err = (res if isinstance(res, tuple) else (res, None))
         if not ok:
             raise SandboxError(_truncate(_s(err)))
 
-    def _call_guard(self, what: str, fn: Callable[[], Any]) -> Any:
-        """Run a call into Lua, turning engine-level failures into SandboxError/Terminated."""
+    def _call_guard(self, what: str, fn: Callable[[], Any], push: int = 0) -> Any:
+        """Run a call into Lua, turning engine-level failures into SandboxError/Terminated.
+
+        lupa pushes the arguments (`push`: an upper bound of their size) and takes registry
+        references outside any protected call: an allocation failure there is a Lua panic, which
+        exits the process. So the memory limit is lifted for the call when the arguments would not
+        fit; a plugin still holding more than its memory_limit before the next call (after a full
+        collection) is terminated with "not enough memory"."""
+        rt, hard = self._rt, self._mem_hard
         try:
+            if hard:
+                if rt.get_memory_used() > hard:
+                    rt.set_max_memory(0)
+                    self._E[b"gc"]()
+                    if rt.get_memory_used() > hard:
+                        raise engine.LuaMemoryError("not enough memory")
+                need = rt.get_memory_used() + push + _CALL_ROOM
+                rt.set_max_memory(max(hard, need))
             return fn()
         except (SandboxError, Terminated):
             raise
         except engine.LuaMemoryError:
             reason = "not enough memory"
         except engine.LuaError as e:
+            rt.set_max_memory(0)  # the runtime is dropped below: reading STATE must not panic
             reason = "instruction_limit exceeded" if self._state[b"tripped"] else _lua_error_text(e)
         except RecursionError:
             reason = "stack overflow"
+        finally:
+            if hard:
+                rt.set_max_memory(hard)
+            abort, self._host_abort = self._host_abort, None
+            if abort is not None:
+                raise abort
         if what == "load":
             raise SandboxError(reason)
         raise self._terminate(f"{what}() {reason}")
@@ -321,17 +516,47 @@ class Sandbox:
         return self._E
 
     # -- host callbacks ------------------------------------------------------------------------
+    def _host_error(self, exc: Any) -> bytes:
+        """The Lua error text for a Python exception raised in a host callback (guard() in
+        bootstrap.lua: the exception object itself never reaches plugin code). Exceptions that are
+        not `Exception` (KeyboardInterrupt, SystemExit) are re-raised by _call_guard afterwards."""
+        if isinstance(exc, BaseException) and not isinstance(exc, Exception):
+            self._host_abort = exc
+        if isinstance(exc, MemoryError):
+            return b"not enough memory"
+        return _truncate(f"host callback failed: {type(exc).__name__}: {exc}").encode()
+
+    def _sized(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A callback whose result can be large. lupa converts it to Lua values inside the C
+        callback, where an allocation failure deadlocks the process (guard() in bootstrap.lua
+        keeps 4 KiB free for small results and exceptions): a result that does not fit below the
+        memory limit is refused with a "not enough memory" error instead."""
+
+        def call(*args: Any) -> Any:
+            res = fn(*args)
+            rt = self._rt
+            if self._mem_hard and rt is not None:
+                size = _lua_size(res)
+                if size > 2048 and rt.get_memory_used() + size + 2048 > rt.get_max_memory():
+                    raise MemoryError("not enough memory")
+            return res
+
+        return call
+
     def _host_inject(self, pb: bytes | None, cp: Any = None) -> int:
+        # Return codes are lua_sandbox's lsb_heka_im_rv: 0 success, 1 error, 2 checkpoint, 3 limit.
         if self.plugin_type is PluginType.INPUT and isinstance(cp, bytes) and len(cp) > 8191:
-            return 1
-        if pb is not None:
-            self.stats.inject_message_count += 1
-            self.stats.inject_message_bytes += len(pb)
+            return 2
         if self._on_inject is not None:
             rv = self._on_inject(pb, cp) if self.plugin_type is PluginType.INPUT else self._on_inject(pb)
-            return int(rv or 0)
-        self.injected.append((pb, cp) if self.plugin_type is PluginType.INPUT else (pb, None))  # type: ignore[arg-type]
-        return 0
+            rv = int(rv or 0)
+        else:
+            self.injected.append((pb, cp) if self.plugin_type is PluginType.INPUT else (pb, None))  # type: ignore[arg-type]
+            rv = 0
+        if rv == 0 and pb is not None:  # lua_sandbox counts accepted messages only
+            self.stats.inject_message_count += 1
+            self.stats.inject_message_bytes += len(pb)
+        return rv
 
     def _host_print(self, line: bytes) -> None:
         text = _s(line)
@@ -368,12 +593,25 @@ class Sandbox:
         p = 10
         for _ in range(int(flat[9])):
             name, vt, rep, cnt = flat[p], int(flat[p + 1]), flat[p + 2], int(flat[p + 3])
-            fields.append((name, vt, rep if rep is not False else None, flat[p + 4 : p + 4 + cnt]))
+            values = flat[p + 4 : p + 4 + cnt]
+            if vt == 2:  # lua_tointeger
+                values = tuple([_c_ll(v) for v in values])
+            fields.append((name, vt, rep if rep is not False else None, values))
             p += 4 + cnt
+        # The C casts of heka_encode_message_table: (long long) Timestamp, (unsigned long long)
+        # Severity and Pid, as gcc compiles them for x86-64 (NaN/out of range are not 0).
+        ts, sev, pid = flat[1], flat[4], flat[7]
+        ts = None if ts is None else _c_ll(ts)
+        sev = None if sev is None else _c_ull(sev)
+        pid = None if pid is None else _c_ull(pid)
         try:
-            return write_message(uuid, flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], flat[7], flat[8], fields)
+            pb = write_message(uuid, ts, flat[2], flat[3], sev, flat[5], flat[6], pid, flat[8], fields)
         except (TypeError, ValueError, OverflowError) as e:
             return (None, str(e).encode())
+        limit = self.config.get("output_limit")
+        if isinstance(limit, (int, float)) and len(pb) + 10 <= limit:
+            return pb  # the peak is at most len(pb) + 10: it fits, no need to compute it
+        return (pb, None, _c_buffer_peak(pb))
 
     def _host_find_module(self, name: bytes) -> Any:
         rel = name.decode().replace(".", "/")
@@ -401,15 +639,14 @@ class Sandbox:
             return int(self._on_update_checkpoint(None if seq is False else seq, int(failures)) or 0)
         return 0
 
-    def _host_matcher_create(self, expr: bytes) -> int | None:
+    def _host_matcher_create(self, expr: bytes) -> int | bool | None:
         from hindsight_py.matcher import MatcherSyntaxError, compile_matcher
 
         try:
             m = compile_matcher(expr)
         except MatcherSyntaxError:
             return None
-        self._matchers.append(m)
-        return len(self._matchers)
+        return _new_slot(self._matchers, m, _MAX_MATCHERS)
 
     def _host_matcher_eval(self, mid: int, index: int) -> bool:
         raw, msg = self._batch[int(index) - 1]
@@ -418,9 +655,8 @@ class Sandbox:
     def _host_is_running(self) -> bool:
         return bool(self._is_running())
 
-    def _host_hsr_new(self, name: bytes) -> int:
-        self._readers.append(_StreamReader(int(self.config.get("max_message_size", 65536))))
-        return len(self._readers)
+    def _host_hsr_new(self, name: bytes) -> int | bool:
+        return _new_slot(self._readers, _StreamReader(int(self.config.get("max_message_size", 65536))), _MAX_READERS)
 
     def _host_hsr_find(self, rid: int, buf: bytes | None, decode: bool) -> tuple[bool, int, int]:
         r = self._readers[int(rid) - 1]
@@ -463,11 +699,14 @@ class Sandbox:
         E = self._ensure_running()
         slots = self._slots
         flat: list[Any] = []
+        nraw = 0
         for raw, msg in records:
             flat.extend(slots(raw, msg))
+            nraw += len(raw) + 16
         self._batch = records
+        push = 64 * len(flat) + len(self._slot_names) * nraw  # every slot value is at most raw-sized
         try:
-            res = self._call_guard("process_message", lambda: self._analysis_batch(len(records), self._pm_limit, *flat))
+            res = self._call_guard("process_message", lambda: self._analysis_batch(len(records), self._pm_limit, *flat), push)
         finally:
             self._batch = ()
         done, ok = res[0], res[1]
@@ -501,7 +740,8 @@ class Sandbox:
             msg = decode_message(raw)
         self._batch = [(raw, msg)]
         try:
-            res = self._call_guard("process_message", lambda: E[b"output_message"](sequence_id, *self._slots(raw, msg)))
+            push = 64 * (len(self._slot_names) + 2) + len(self._slot_names) * (len(raw) + 16)
+            res = self._call_guard("process_message", lambda: E[b"output_message"](sequence_id, *self._slots(raw, msg)), push)
         finally:
             self._batch = ()
         self._after_call()
@@ -522,7 +762,7 @@ class Sandbox:
         """Input: process_message(checkpoint). Raises Terminated."""
         E = self._ensure_running()
         cp = checkpoint.encode() if isinstance(checkpoint, str) else checkpoint
-        res = self._call_guard("process_message", lambda: E[b"input_process"](cp))
+        res = self._call_guard("process_message", lambda: E[b"input_process"](cp), 64 + (len(cp) if isinstance(cp, bytes) else 0))
         self._after_call()
         ok, rc = res[0], res[1]
         if not ok:
@@ -569,7 +809,13 @@ class Sandbox:
     def preserve(self) -> bytes | None:
         """The preservation text of the plugin's globals (None if the serializer failed)."""
         E = self._ensure_running()
-        text, err = E[b"preserve"]()
+        self._rt.set_max_memory(0)  # lua_sandbox lifts the memory limit while preserving
+        try:
+            text, err = E[b"preserve"]()
+        except engine.LuaError as e:  # the hook tripped (budget in bootstrap.lua E.preserve)
+            text, err = None, "instruction_limit exceeded" if self._state[b"tripped"] else _lua_error_text(e)
+        finally:
+            self._rt.set_max_memory(self._mem_hard)
         if text is None:
             self._on_log(f"preservation failed: {_s(err)}")
             return None

@@ -1,0 +1,85 @@
+"""Host modules through a real plugin: circular_buffer output protocol, lpeg, preservation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hindsight_py.message.decode import decode_message
+from hindsight_py.sandbox import Sandbox
+
+CBUF = b"""
+require "circular_buffer"
+cb = circular_buffer.new(3, 1, 1)
+cb:set_header(1, "hits")
+function process_message()
+  cb:add(read_message("Timestamp"), 1, 1)
+  return 0
+end
+function timer_event(ns)
+  inject_payload("cbufd", "hits", cb:format("cbufd"))
+end
+"""
+
+
+def test_cbufd_injects_only_when_rows_changed() -> None:
+    sb = Sandbox(CBUF, "analysis", {"Logger": "analysis.cb"})
+    from hindsight_py.message.writer import write_message
+
+    raw = write_message(None, 2_000_000_000, b"t", None, None, None, None, None, None)
+    sb.process_message(raw)
+    sb.timer_event(3e9)
+    assert len(sb.injected) == 1
+    payload = decode_message(sb.injected[0][0]).payload
+    assert payload is not None and payload.endswith(b"\n2\t1\n")
+    sb.timer_event(4e9)  # nothing changed since the last cbufd output: nothing injected
+    assert len(sb.injected) == 1
+
+
+def test_empty_cbufd_resets_the_output_buffer_like_lua_sandbox() -> None:
+    src = CBUF + b"""
+function timer_event(ns)
+  add_to_payload("prefix ")
+  add_to_payload(cb:format("cbufd"))
+  inject_payload("txt", "x")
+end
+"""
+    sb = Sandbox(src, "analysis", {"Logger": "analysis.cb"})
+    sb.timer_event(1e9)
+    assert sb.injected == []
+
+
+def test_lpeg_grammar_in_a_plugin() -> None:
+    src = b"""
+require "lpeg"
+local l = lpeg
+local pair = l.C(l.R("az")^1) * "=" * l.C(l.R("09")^1)
+local grammar = l.Cf(l.Ct("") * l.Cg(pair * (l.P(";") + -1))^0, rawset)
+result = 0
+function process_message()
+  local t = grammar:match(read_message("Payload"))
+  result = t.a + t.b
+  return 0
+end
+function timer_event() end
+"""
+    from hindsight_py.message.writer import write_message
+
+    sb = Sandbox(src, "analysis", {"Logger": "analysis.lpeg"})
+    sb.process_message(write_message(None, 1, None, None, None, b"a=12;b=30", None, None, None))
+    assert sb.global_value("result") == 42
+
+
+def test_preserved_circular_buffer_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "analysis.cb.data"
+    cfg = {"Logger": "analysis.cb", "preserve_data": True}
+    from hindsight_py.message.writer import write_message
+
+    sb = Sandbox(CBUF, "analysis", cfg, state_file=state)
+    for ts in (1, 2, 2):
+        sb.process_message(write_message(None, ts * 1_000_000_000, b"t", None, None, None, None, None, None))
+    sb.destroy()
+    assert b"circular_buffer.new(3, 1, 1)" in state.read_bytes()
+    again = Sandbox(CBUF + b"\nfunction timer_event() inject_payload('cbuf', 'hits', cb) end\n", "analysis", cfg, state_file=state)
+    again.timer_event(1e9)
+    payload = decode_message(again.injected[0][0]).payload
+    assert payload is not None and payload.endswith(b"\nnan\n1\n2\n")
