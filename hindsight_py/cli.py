@@ -10,6 +10,7 @@ from hindsight_py import __version__
 from hindsight_py.tools.bench_codec import bench_codec
 from hindsight_py.tools.bench_sandbox import bench_sandbox
 from hindsight_py.tools.cat import cat_command
+from hindsight_py.tools.run import run_command
 
 
 @click.group(context_settings={"help_option_names": ["--help"]})
@@ -26,6 +27,7 @@ def bench() -> None:
 bench.add_command(bench_codec)
 bench.add_command(bench_sandbox)
 main.add_command(cat_command)
+main.add_command(run_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

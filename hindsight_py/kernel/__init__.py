@@ -1,0 +1,1 @@
+"""The kernel: the supervisor, input/output runners and analysis worker processes."""

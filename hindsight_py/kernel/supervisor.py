@@ -1,0 +1,344 @@
+"""The supervisor: `hsp run`. It owns the configuration, the checkpoints and the runners.
+
+Shape (docs/architecture.md): input plugins and output plugins run as threads here; analysis
+plugins run in `analysis_threads` worker processes, each with its own reader of the input queue.
+Every second the supervisor flushes the inputs, then records, in this order, the input plugin
+checkpoints, the writer positions, the workers' reader positions and the outputs' committed
+positions, and writes hindsight.cp atomically (reference §6.5). A plugin failure never stops the
+supervisor: it is logged, written to `<name>.err`, and only that plugin stops (or, with
+`shutdown_on_terminate`, everything stops cleanly).
+
+Batch mode (`--batch`, Hindsight's hindsight_cli): when every input has finished, the inputs are
+stopped, then the analysis workers drain the input queue to its end, then the outputs drain
+both queues; the exit status is 0 or the OR of 2 (input), 4 (analysis), 8 (output) failures.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from hindsight_py.checkpoint.cpfile import CheckpointValue, QueuePosition, read_checkpoints, write_checkpoints
+from hindsight_py.config.model import ConfigError, HindsightConfig, PluginConfig, assign_threads
+from hindsight_py.kernel.analysis_worker import WorkerSpec, worker_main
+from hindsight_py.kernel.input_runner import InputRunner
+from hindsight_py.kernel.output_runner import OutputRunner
+from hindsight_py.kernel.stats import StatsWriter
+from hindsight_py.queue import QueueWriter
+
+__all__ = ["Kernel", "load_configuration"]
+
+EXIT_INPUT, EXIT_ANALYSIS, EXIT_OUTPUT = 2, 4, 8
+
+
+def load_configuration(path: str | os.PathLike[str]) -> tuple[HindsightConfig, list[PluginConfig]]:
+    """hsp TOML, or an unchanged Hindsight deployment (hindsight.cfg + its run directory)."""
+    p = Path(path)
+    if p.suffix == ".toml":
+        from hindsight_py.config.toml import load_toml
+
+        return load_toml(p)
+    from hindsight_py.config.lua_cfg import load_hindsight_cfg, load_plugin_cfg, plugin_cfg_files
+
+    hcfg = load_hindsight_cfg(p)
+    plugins: list[PluginConfig] = []
+    for ptype in ("input", "analysis", "output"):
+        run_dir = hcfg.run_dir(ptype)  # type: ignore[arg-type]
+        if not run_dir.is_dir():
+            raise ConfigError(f"{run_dir}: directory does not exist", file=p, key="sandbox_run_path")
+        for cfg in plugin_cfg_files(run_dir):
+            plugins.append(load_plugin_cfg(cfg, ptype, hcfg))  # type: ignore[arg-type]
+    return hcfg, plugins
+
+
+@dataclass
+class _WorkerHandle:
+    thread: int
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    position: QueuePosition | None
+    plugins: list[PluginConfig]
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    exited: bool = False
+
+
+class Kernel:
+    def __init__(
+        self,
+        hcfg: HindsightConfig,
+        plugins: list[PluginConfig],
+        *,
+        batch: bool = False,
+        log_level: int = 6,
+        logger: Any = None,
+    ) -> None:
+        self.hcfg = hcfg
+        self.plugins = plugins
+        self.batch = batch
+        self.log_level = log_level
+        self.log = logger or structlog.get_logger("hsp")
+        self.exit_code = 0
+        self._stop = threading.Event()
+        self._signals = 0
+        self.checkpoints: dict[str, CheckpointValue | QueuePosition] = {}
+        self.inputs: list[InputRunner] = []
+        self.outputs: list[OutputRunner] = []
+        self.workers: list[_WorkerHandle] = []
+        self.terminations: list[tuple[str, str]] = []
+        self._term_lock = threading.Lock()
+        self.stats = StatsWriter(hcfg.output_path)
+
+    # -- logging and failures -----------------------------------------------------------------
+    def _plugin_log(self, level: str, name: str, text: str) -> None:
+        getattr(self.log, level if level != "warning" else "warning")(text, plugin=name)
+
+    def _terminated(self, plugin: PluginConfig, reason: str) -> None:
+        with self._term_lock:
+            self.terminations.append((plugin.name, reason))
+            self.exit_code |= {"input": EXIT_INPUT, "analysis": EXIT_ANALYSIS, "output": EXIT_OUTPUT}[plugin.type]
+        self.log.error("plugin terminated", plugin=plugin.name, reason=reason)
+        if plugin.shutdown_on_terminate:
+            self.log.warning("shutdown_on_terminate: stopping", plugin=plugin.name)
+            self._stop.set()
+
+    # -- start-up -----------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        h = self.hcfg
+        for sub in ("input", "analysis"):
+            (h.output_path / sub).mkdir(mode=0o750, parents=True, exist_ok=True)
+        for ptype in ("input", "analysis", "output"):
+            d = h.run_dir(ptype)  # type: ignore[arg-type]
+            d.mkdir(parents=True, exist_ok=True)
+            for err in d.glob("*.err"):
+                err.unlink(missing_ok=True)
+        loaded = read_checkpoints(h.output_path)
+        names = {p.name for p in self.plugins}
+        for key, value in loaded.items():
+            plugin = key.split("->", 1)[1] if "->" in key else key
+            if plugin.startswith("analysis") and "." not in plugin:
+                if plugin[8:].isdigit() and int(plugin[8:]) >= h.analysis_threads:
+                    continue
+            elif plugin not in ("input", "analysis") and plugin not in names:
+                continue
+            pos = QueuePosition.parse(value) if isinstance(value, str) and ("->" in key or key in ("input", "analysis")) else None
+            self.checkpoints[key] = pos if pos is not None else value
+
+    def _queue_start(self, key: str) -> QueuePosition | None:
+        v = self.checkpoints.get(key)
+        return v if isinstance(v, QueuePosition) else None
+
+    def _start(self) -> None:
+        h = self.hcfg
+        self.input_writer = QueueWriter(h.output_path / "input", h.output_size)
+        self.analysis_writer = QueueWriter(h.output_path / "analysis", h.output_size)
+        by_type: dict[str, list[PluginConfig]] = {"input": [], "analysis": [], "output": []}
+        for p in self.plugins:
+            by_type[p.type].append(p)
+
+        for p in by_type["input"]:
+            cp = self.checkpoints.get(p.name)
+            r = InputRunner(
+                h, p, self.input_writer, cp if not isinstance(cp, QueuePosition) else None,
+                log=self._plugin_log, on_terminated=self._terminated, log_level=self.log_level,
+            )
+            self.inputs.append(r)
+
+        threads = assign_threads(by_type["analysis"], h.analysis_threads)
+        ctx = multiprocessing.get_context("spawn")
+        for k in range(h.analysis_threads):
+            mine = [p for p in by_type["analysis"] if threads[p.name] % h.analysis_threads == k]
+            parent, child = ctx.Pipe()
+            spec = WorkerSpec(h, k, mine, self._queue_start(f"input->analysis{k}"), self.batch, self.log_level)
+            proc = ctx.Process(target=worker_main, args=(spec, child), name=f"hsp-analysis{k}", daemon=True)
+            self.workers.append(_WorkerHandle(k, proc, parent, spec.start, mine))
+
+        for p in by_type["output"]:
+            starts: dict[str, QueuePosition | None] = {}
+            if p.read_queue in ("both", "input"):
+                starts["input"] = self._queue_start(f"input->{p.name}")
+            if p.read_queue in ("both", "analysis"):
+                starts["analysis"] = self._queue_start(f"analysis->{p.name}")
+            self.outputs.append(
+                OutputRunner(
+                    h, p, starts, inject=self._output_inject, log=self._plugin_log,
+                    on_terminated=self._terminated, batch_mode=self.batch, log_level=self.log_level,
+                )
+            )
+        for w in self.workers:
+            w.process.start()
+        for o in self.outputs:
+            o.start()
+        for i in self.inputs:
+            i.start()
+        self.log.info(
+            "hsp started", output_path=str(h.output_path), inputs=len(self.inputs),
+            analysis=len(by_type["analysis"]), workers=len(self.workers), outputs=len(self.outputs),
+        )
+
+    def _output_inject(self, pb: bytes) -> int:
+        from hindsight_py.message.framing import frame
+
+        self.input_writer.append_framed(frame(pb))
+        return 0
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _poll_workers(self, timeout: float) -> None:
+        conns = {w.conn: w for w in self.workers if not w.exited}
+        if not conns:
+            time.sleep(timeout)
+            return
+        for conn in wait(list(conns), timeout):
+            w = conns[conn]  # type: ignore[index]
+            try:
+                while conn.poll():  # type: ignore[union-attr]
+                    self._on_worker_message(w, conn.recv())  # type: ignore[union-attr]
+            except (EOFError, OSError):
+                w.exited = True
+
+    def _on_worker_message(self, w: _WorkerHandle, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "status":
+            w.position, w.stats = msg[2], msg[3]
+        elif kind == "terminated" or kind == "failed":
+            name, reason = msg[1], msg[2]
+            plugin = next((p for p in w.plugins if p.name == name), None)
+            if plugin is not None:
+                self._terminated(plugin, reason)
+        elif kind == "log":
+            self._plugin_log(msg[1], msg[2], msg[3])
+        elif kind == "exited":
+            w.exited = True
+        elif kind == "crashed":
+            self.log.error("analysis worker crashed", worker=w.thread, traceback=msg[2])
+            w.exited = True
+            self.exit_code |= EXIT_ANALYSIS
+
+    def write_checkpoints(self) -> None:
+        cps = self.checkpoints
+        for r in self.inputs:
+            cp = r.flush()
+            if cp is not None:
+                cps[r.plugin.name] = cp
+        cps["input"] = self.input_writer.position()
+        cps["analysis"] = self.analysis_writer.position()
+        for w in self.workers:
+            if w.position is not None:
+                cps[f"input->analysis{w.thread}"] = w.position
+        for o in self.outputs:
+            for q, pos in o.checkpoint().items():
+                cps[f"{q}->{o.plugin.name}"] = pos
+        write_checkpoints(self.hcfg.output_path, cps)
+
+    def _write_stats(self) -> None:
+        rows: dict[str, dict[str, int]] = {}
+        for r in self.inputs:
+            if not r.finished.is_set():
+                rows[r.plugin.name] = {"im_cnt": r.injected}
+        for w in self.workers:
+            rows.update(w.stats)
+        for o in self.outputs:
+            if o.sb is not None:
+                s = o.sb.stats
+                rows[o.plugin.name] = {
+                    "im_cnt": s.inject_message_count, "im_bytes": s.inject_message_bytes,
+                    "pm_cnt": s.process_message_count, "pm_failures": s.process_message_failures,
+                    "mem_cur": s.memory_current, "mem_max": s.memory_max, "out_max": s.output_max,
+                    "ins_max": s.instruction_max,
+                    "mm_avg": o.stats.mm_ns // o.stats.mm_count if o.stats.mm_count else 0,
+                    "pm_avg": o.stats.pm_ns // o.stats.processed if o.stats.processed else 0,
+                    "te_avg": o.stats.te_ns // o.stats.te_count if o.stats.te_count else 0,
+                }
+        self.stats.write(rows, {f"analysis{w.thread}": w for w in self.workers})
+
+    def _install_signals(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: Any) -> None:
+            self._signals += 1
+            if self._signals > 1:
+                self.log.error("forced stop signal received")
+                os._exit(1)
+            self.log.info("stop signal received", signal=signal.Signals(signum).name)
+            self._stop.set()
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return lambda: [signal.signal(s, h) for s, h in old.items()]  # type: ignore[func-returns-value]
+
+    def run(self) -> int:
+        self._prepare()
+        restore = self._install_signals()
+        try:
+            self._start()
+            last_cp = last_stats = time.monotonic()
+            while not self._stop.is_set():
+                self._poll_workers(0.1)
+                now = time.monotonic()
+                if now - last_cp >= 1.0:
+                    self.write_checkpoints()
+                    last_cp = now
+                if now - last_stats >= 6.0:
+                    self._write_stats()
+                    last_stats = now
+                if self.batch and all(r.finished.is_set() for r in self.inputs):
+                    break
+            self._shutdown()
+        finally:
+            restore()
+        return self.exit_code
+
+    def _shutdown(self) -> None:
+        # 1. inputs
+        for r in self.inputs:
+            r.request_stop()
+        for r in self.inputs:
+            r.join(12.0)
+        self.write_checkpoints()
+        # 2. analysis: batch mode drains the input queue first
+        input_end = self.input_writer.position()
+        for w in self.workers:
+            try:
+                w.conn.send(("drain", input_end) if self.batch and not self._stop.is_set() else ("stop",))
+            except OSError:
+                w.exited = True
+        deadline = None if self.batch else time.monotonic() + 30.0
+        while any(not w.exited for w in self.workers):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            self._poll_workers(0.1)
+            for w in self.workers:
+                if not w.process.is_alive():
+                    self._poll_workers(0)
+                    w.exited = True
+        for w in self.workers:
+            w.process.join(5.0)
+            if w.process.is_alive():
+                w.process.kill()
+        self.write_checkpoints()
+        # 3. outputs: batch mode drains both queues
+        ends = {"input": self.input_writer.position(), "analysis": self.analysis_writer.position()}
+        for o in self.outputs:
+            if self.batch and not self._stop.is_set():
+                o.drain_to = {q: ends[q] for q in o.readers}
+            else:
+                o.stop_event.set()
+        for o in self.outputs:
+            while o.is_alive():
+                o.join(0.5)
+                if not self.batch and not o.done.wait(0):
+                    o.stop_event.set()
+        self.write_checkpoints()
+        self._write_stats()
+        self.input_writer.close()
+        self.analysis_writer.close()
+        self.log.info("hsp stopped", exit_code=self.exit_code)
