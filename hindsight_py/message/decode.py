@@ -14,11 +14,35 @@ lua_sandbox's lazier queue decoder accepts more).
 
 from __future__ import annotations
 
+import os
 from struct import Struct
+from struct import error as struct_error
+from types import ModuleType
 
 from hindsight_py.message.model import Field, FieldValue, Message
 
 __all__ = ["DecodeError", "decode_message", "MIN_MESSAGE_SIZE"]
+
+
+def _load_speedups() -> ModuleType | None:
+    """The optional C accelerator (`_speedups.c`), or None for the pure-Python code below.
+
+    `HSP_PURE_PYTHON=1` (any value but empty or 0) forces the pure-Python path, for tests and
+    debugging. The extension mirrors this module and framing.py exactly; they stay the reference.
+    """
+    if os.environ.get("HSP_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from hindsight_py.message import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _speedups.configure(Message, Field)
+    return _speedups  # type: ignore[no-any-return]
+
+
+_speedups = _load_speedups()
+ACCELERATED = _speedups is not None
+"""Whether decode_message() and FrameScanner run the C accelerator."""
 
 # Uuid (1 key + 1 length + 16) and Timestamp (1 key + >= 1 varint byte) are required.
 MIN_MESSAGE_SIZE = 20
@@ -68,7 +92,15 @@ def _length(b: bytes, p: int, e: int) -> tuple[int, int]:
 
 
 def _decode_field(b: bytes, p: int, end: int) -> tuple[Field, int]:
+    """One Field record, walked as lua_sandbox's process_fields walks it.
+
+    The C code keeps one `len` variable for the field length and for packed lengths, and bounds
+    some varint reads by `p + len` (a bound that slides with `p`) rather than by the field's end;
+    packed runs are read until the end of the *field*. Those quirks decide which malformed records
+    are accepted, so they are kept (tests/data/decode_vectors.json has the cases).
+    """
     n, p = _length(b, p, end)
+    length = n
     e = p + n
     name: bytes | None = None
     value_type: int | None = None
@@ -78,8 +110,6 @@ def _decode_field(b: bytes, p: int, end: int) -> tuple[Field, int]:
     first = True
     while first or p < e:
         first = False
-        if p >= len(b):
-            raise _Fail
         key = b[p]
         p += 1
         tag = key >> 3
@@ -103,14 +133,15 @@ def _decode_field(b: bytes, p: int, end: int) -> tuple[Field, int]:
             value_type = _signed(v)
         elif tag == 6 or tag == 8:
             if wt == 0:
-                v, p = _varint(b, p, e)
-                values.append(_signed(v) if tag == 6 else v != 0)
+                v, p = _varint(b, p, p + length)
+                values.append(_signed(v) if tag == 6 else (v & 0xFFFFFFFF) != 0)
             elif wt == 2:
-                n, p = _length(b, p, e)
-                stop = p + n
-                while p < stop:
-                    v, p = _varint(b, p, stop)
-                    values.append(_signed(v) if tag == 6 else v != 0)
+                length, p = _length(b, p, e)
+                while True:
+                    v, p = _varint(b, p, p + length)
+                    values.append(_signed(v) if tag == 6 else (v & 0xFFFFFFFF) != 0)
+                    if p >= e:
+                        break
             else:
                 raise _Fail
         elif tag == 7:
@@ -120,13 +151,14 @@ def _decode_field(b: bytes, p: int, end: int) -> tuple[Field, int]:
                 values.append(_unpack_double(b, p)[0])
                 p += 8
             elif wt == 2:
-                n, p = _length(b, p, e)
-                if n % 8:
+                length, p = _length(b, p, e)
+                if length % 8:
                     raise _Fail
-                stop = p + n
-                while p < stop:
-                    values.append(_unpack_double(b, p)[0])
+                while True:
+                    values.append(_unpack_double(b, p)[0])  # struct.error past the buffer end
                     p += 8
+                    if p >= e:
+                        break
             else:
                 raise _Fail
         else:
@@ -197,7 +229,7 @@ def decode_message(data: bytes) -> Message:
             lp = p
     except _Fail:
         raise DecodeError(f"error in tag: {tag} wiretype: {wt} offset: {lp}") from None
-    except IndexError:  # a read past the end inside a malformed field record
+    except (IndexError, struct_error):  # a read past the end inside a malformed field record
         raise DecodeError(f"error in tag: {tag} wiretype: {wt} offset: {lp}") from None
     if uuid is None or timestamp is None:
         raise DecodeError(
@@ -214,3 +246,30 @@ def is_valid(data: bytes) -> bool:
     except DecodeError:
         return False
     return True
+
+
+# The reference, kept reachable when the accelerator replaces the public names below.
+_decode_message_py = decode_message
+
+if _speedups is not None:
+    _c_decode = _speedups.decode
+
+    def decode_message(data: bytes) -> Message:  # type: ignore[no-redef]
+        """Decode one Heka protobuf message (no framing) or raise DecodeError with lua_sandbox's text."""
+        if type(data) is bytes:
+            msg: Message | None = _c_decode(data)
+            if msg is not None:
+                return msg
+        # Invalid (the reference raises with lua_sandbox's error text), or not bytes (the
+        # reference reads any indexable buffer).
+        return _decode_message_py(data)
+
+    def is_valid(data: bytes) -> bool:  # type: ignore[no-redef]
+        """Whether `data` is a message lua_sandbox would accept (used by scanners on corrupt streams)."""
+        if type(data) is bytes:
+            return _c_decode(data) is not None
+        try:
+            _decode_message_py(data)
+        except DecodeError:
+            return False
+        return True

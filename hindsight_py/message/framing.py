@@ -8,6 +8,10 @@ survive corruption, and hsp must find the same messages in a damaged Hindsight q
 does. It adds one thing Hindsight lacks: when the caller says the stream is final (EOF of a file
 that will not grow), a record whose claimed length runs past the end is treated as corrupt and
 scanning continues, instead of stalling forever on a torn record and hiding the records after it.
+
+`FrameScanner.next_record` below is the reference. When the C accelerator (`_speedups.c`) is
+built, `next_record()` and `records()` run its `scan()`, which mirrors that loop byte for byte
+and decodes with the C twin of decode.py (`HSP_PURE_PYTHON=1` turns it off).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from hindsight_py.message.decode import DecodeError, decode_message
+from hindsight_py.message.decode import DecodeError, _decode_message_py, _speedups
 from hindsight_py.message.model import Message
 
 __all__ = [
@@ -35,6 +39,9 @@ RECORD_SEPARATOR = 0x1E
 UNIT_SEPARATOR = 0x1F
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
 _RS = b"\x1e"
+_scan = _speedups.scan if _speedups is not None else None
+# Records per scan() call in records(): bounds the memory of decoded messages held at once.
+_BATCH = 128
 
 
 def _varint(n: int) -> bytes:
@@ -142,6 +149,24 @@ class FrameScanner:
         `final=True` means no more bytes will ever arrive: an incomplete record is then corrupt.
         """
         buf = self._buf
+        maxsize = self.max_message_size
+        if _scan is None or type(buf) is not bytes or type(maxsize) is not int:
+            return self._next_record_py(final)
+        recs, self._pos, discarded, runs, self._in_corruption = _scan(
+            buf, self._pos, final, maxsize, self.decode, self._in_corruption, False, 1
+        )
+        stats = self.stats
+        if discarded:
+            stats.discarded_bytes += discarded
+            stats.corrupt_runs += runs
+        if recs:
+            stats.records += 1
+            return recs[0]  # type: ignore[no-any-return]
+        return None
+
+    def _next_record_py(self, final: bool = False) -> tuple[bytes, Message | None] | None:
+        """next_record() in pure Python: the reference the C scan() mirrors."""
+        buf = self._buf
         end = len(buf)
         maxsize = self.max_message_size
         while True:
@@ -182,7 +207,7 @@ class FrameScanner:
             msg: Message | None = None
             if self.decode:
                 try:
-                    msg = decode_message(raw)
+                    msg = _decode_message_py(raw)
                 except DecodeError:
                     self._discard(1)
                     continue
@@ -193,11 +218,48 @@ class FrameScanner:
 
     def records(self, final: bool = False) -> Iterator[tuple[bytes, Message | None]]:
         """Every complete record currently buffered."""
+        if _scan is None:
+            while True:
+                rec = self._next_record_py(final)
+                if rec is None:
+                    return
+                yield rec
+        # The accelerated path scans up to _BATCH records per C call, then replays record by
+        # record the state changes next_record() would have made (offset, stats, corruption), so
+        # everything observable between two yields is the same. If the caller moves the scanner
+        # while iterating (feed() and next_record() both change _pos) or changes decode or
+        # max_message_size, the rest of the batch is dropped and scanning resumes from there.
         while True:
-            rec = self.next_record(final)
-            if rec is None:
+            buf = self._buf
+            maxsize = self.max_message_size
+            if type(buf) is not bytes or type(maxsize) is not int:
+                rec = self._next_record_py(final)
+                if rec is None:
+                    return
+                yield rec
+                continue
+            decode = self.decode
+            pos = self._pos
+            recs, end, _, _, in_corr, ends, gaps = _scan(buf, pos, final, maxsize, decode, self._in_corruption, True, _BATCH)
+            for rec, rec_end, gap in zip(recs, ends, gaps):
+                if self._pos != pos or self.decode is not decode or self.max_message_size is not maxsize:
+                    break
+                if gap:
+                    self._discard(gap)
+                self._pos = pos = rec_end
+                self._in_corruption = False
+                self.stats.records += 1
+                yield rec
+            else:
+                if self._pos != pos or self.decode is not decode or self.max_message_size is not maxsize:
+                    continue
+                if len(recs) == _BATCH:
+                    continue
+                # What the final next_record() call, the one returning None, would have done.
+                if end != pos:
+                    self._discard(end - pos)
+                self._in_corruption = in_corr
                 return
-            yield rec
 
 
 def read_framed_file(
