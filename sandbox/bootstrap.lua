@@ -70,6 +70,7 @@ local host_matcher_sweep, host_hsr_sweep = guard(HOST.matcher_sweep), guard(HOST
 local host_is_running = guard(HOST.is_running)
 local host_hsr_new, host_hsr_find, host_hsr_decode, host_hsr_read, host_hsr_raw =
     guard(HOST.hsr_new), guard(HOST.hsr_find), guard(HOST.hsr_decode), guard(HOST.hsr_read), guard(HOST.hsr_raw)
+local host_hsr_append = guard(HOST.hsr_append)
 local host_encode = guard(HOST.encode_message)
 local host_frame = guard(HOST.frame)
 
@@ -139,7 +140,7 @@ local function host_object(create, sweep, state, ...)
     local live, n = {}, 0
     for _, v in next, state do
       n = n + 1
-      live[n] = type(v) == "table" and v[1] or v
+      live[n] = v
     end
     sweep(unpack(live, 1, n))
     id = create(...)
@@ -929,16 +930,14 @@ do
       decode = true
     end
     if t == "string" or t == "nil" then
-      return host_hsr_find(id, buf, decode and true or false)
-    elseif t == "userdata" and io_type and io_type(buf) == "file" then
-      -- read from the file handle ourselves, then scan what was read
-      local found, consumed = host_hsr_find(id, nil, decode and true or false)
-      if found then return found, consumed, 0 end
-      local data = buf:read(HOST.hsr_read_size)
-      local nread = data and #data or 0
-      local f2, c2 = host_hsr_find(id, data, decode and true or false)
-      return f2, consumed + c2, nread
+      return host_hsr_find(id, buf, decode and true or false, false)
     end
+    -- A file: scan what is buffered; on a miss read what lua_sandbox's fread would request.
+    local found, consumed, want = host_hsr_find(id, nil, decode and true or false, true)
+    if found then return found, consumed, 0 end
+    local data = want > 0 and buf:read(want) or nil
+    if data then host_hsr_append(id, data) end
+    return false, consumed, data and #data or 0
   end
   function methods.decode_message(...)
     local self, pb = ...

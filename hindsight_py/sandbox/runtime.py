@@ -31,6 +31,7 @@ from hindsight_py.message.model import Message
 from hindsight_py.message.writer import write_message
 from hindsight_py.resources import sandbox_dir
 from hindsight_py.sandbox import engine
+from hindsight_py.sandbox.stream_reader import StreamReader
 from hindsight_py.sandbox.message_access import projected_names, read_value, slot_builder
 
 __all__ = ["PluginType", "Sandbox", "SandboxError", "Terminated", "SandboxStats", "BatchResult"]
@@ -302,16 +303,6 @@ def _bootstrap_source() -> bytes:
     return _BOOTSTRAP
 
 
-class _StreamReader:
-    """Host state of one `create_stream_reader` object."""
-
-    def __init__(self, max_message_size: int) -> None:
-        self.scanner = FrameScanner(max_message_size=max_message_size)
-        self.raw: bytes | None = None
-        self.msg: Message | None = None
-        self.reported = 0
-
-
 class Sandbox:
     """One plugin. Not thread-safe: drive it from one thread."""
 
@@ -406,7 +397,7 @@ class Sandbox:
                 b"hsr_decode": self._host_hsr_decode,
                 b"hsr_read": self._sized(self._host_hsr_read),
                 b"hsr_raw": self._sized(self._host_hsr_raw),
-                b"hsr_read_size": 8192,
+                b"hsr_append": self._host_hsr_append,
                 b"frame": self._sized(frame),
                 b"hostname": socket.gethostname().encode(),
                 b"host_error": self._host_error,
@@ -535,9 +526,10 @@ class Sandbox:
         def call(*args: Any) -> Any:
             res = fn(*args)
             rt = self._rt
-            if self._mem_hard and rt is not None:
+            limit = rt.get_max_memory() if rt is not None else 0  # 0: lifted (restore, preserve)
+            if limit:
                 size = _lua_size(res)
-                if size > 2048 and rt.get_memory_used() + size + 2048 > rt.get_max_memory():
+                if size > 2048 and rt.get_memory_used() + size + 2048 > limit:
                     raise MemoryError("not enough memory")
             return res
 
@@ -656,33 +648,16 @@ class Sandbox:
         return bool(self._is_running())
 
     def _host_hsr_new(self, name: bytes) -> int | bool:
-        return _new_slot(self._readers, _StreamReader(int(self.config.get("max_message_size", 65536))), _MAX_READERS)
+        return _new_slot(self._readers, StreamReader(int(self.config.get("max_message_size", 65536))), _MAX_READERS)
 
-    def _host_hsr_find(self, rid: int, buf: bytes | None, decode: bool) -> tuple[bool, int, int]:
-        r = self._readers[int(rid) - 1]
-        sc = r.scanner
-        sc.decode = bool(decode)
-        if buf:
-            sc.feed(buf)
-        start = r.reported
-        rec = sc.next_record()
-        consumed = sc.offset - start
-        r.reported = sc.offset
-        if rec is None:
-            r.raw = r.msg = None
-            return False, consumed, 0
-        r.raw, r.msg = rec
-        return True, consumed, 0
+    def _host_hsr_find(self, rid: int, buf: bytes | None, decode: bool, from_file: bool = False) -> tuple[bool, int, int]:
+        return self._readers[int(rid) - 1].find_message(buf, bool(decode), bool(from_file))
+
+    def _host_hsr_append(self, rid: int, data: bytes) -> None:
+        self._readers[int(rid) - 1].append(data)
 
     def _host_hsr_decode(self, rid: int, pb: bytes) -> bool:
-        r = self._readers[int(rid) - 1]
-        try:
-            r.msg = decode_message(pb)
-        except DecodeError:
-            r.raw = r.msg = None
-            return False
-        r.raw = pb
-        return True
+        return self._readers[int(rid) - 1].decode(pb)
 
     def _host_hsr_read(self, rid: int, name: bytes, fi: float, ai: float) -> Any:
         r = self._readers[int(rid) - 1]
@@ -804,7 +779,11 @@ class Sandbox:
     def global_value(self, name: str) -> Any:
         """A scalar plugin global, for tests and the plugin harness."""
         E = self._ensure_running()
-        return E[b"peek"](name.encode())
+        self._rt.set_max_memory(0)  # the name is pushed outside a protected call (see _call_guard)
+        try:
+            return E[b"peek"](name.encode())
+        finally:
+            self._rt.set_max_memory(self._mem_hard)
 
     def preserve(self) -> bytes | None:
         """The preservation text of the plugin's globals (None if the serializer failed)."""

@@ -42,11 +42,6 @@ EXPECTED: list[tuple[str, str]] = [
     ('m_rm_bogus', "false,lua/stream_reader.lua:52: heka_read_message() field: 'bogus' not supported/recognized"),
 ]
 
-# hsp does not reproduce lua_sandbox's input buffer accounting yet: the third value of
-# find_message() (`need` for a string: the free buffer space, or the bytes still missing for a
-# known frame; `read` for a file, where lua_sandbox reads before scanning again, so a message read
-# from a file is only found by the next call).
-BUFFER_ACCOUNTING = {"file1", "file2", "string", "partial", "empty"}
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +54,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [
-        pytest.param(n, v, marks=pytest.mark.xfail(strict=True, reason="find_message buffer accounting")) if n in BUFFER_ACCOUNTING else (n, v)
-        for n, v in EXPECTED
-    ],
+    EXPECTED,
 )
 def test_stream_reader(results: dict[str, str], name: str, value: str) -> None:
     assert results[name] == value
