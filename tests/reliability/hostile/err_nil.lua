@@ -1,0 +1,4 @@
+-- Expected: terminated, "process_message() <nil error message>".
+function process_message()
+  error(nil)
+end

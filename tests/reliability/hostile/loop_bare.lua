@@ -1,0 +1,4 @@
+-- Expected: terminated, "process_message() instruction_limit exceeded".
+function process_message()
+  while true do end
+end
