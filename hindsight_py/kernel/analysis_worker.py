@@ -97,8 +97,8 @@ class _Worker:
                 on_print=lambda line, name=cfg.name: self._send(("log", "debug", name, line)),
                 on_log=lambda text, name=cfg.name: self._send(("log", "warning", name, text)),
             )
-        except (SandboxError, OSError) as e:
-            reason = str(e)
+        except Exception as e:  # noqa: BLE001 - any creation failure is this plugin's failure
+            reason = str(e) or type(e).__name__
             write_err(self.hcfg, cfg, reason)
             self._send(("failed", cfg.name, reason))
             return

@@ -106,6 +106,8 @@ class InputRunner(threading.Thread):
     def run(self) -> None:
         try:
             self._run()
+        except Exception as e:  # noqa: BLE001 - a bug must cost this plugin, not the kernel
+            self._fail(f"internal error: {type(e).__name__}: {e}")
         finally:
             self.flush()
             self.finished.set()
@@ -121,8 +123,8 @@ class InputRunner(threading.Thread):
                 on_print=lambda line: self._log("debug", self.plugin.name, line),
                 on_log=lambda text: self._log("warning", self.plugin.name, text),
             )
-        except (SandboxError, OSError) as e:
-            self._fail(str(e))
+        except Exception as e:  # noqa: BLE001 - any creation failure is this plugin's failure
+            self._fail(str(e) or type(e).__name__)
             return
         cp = self.committed
         while True:

@@ -235,8 +235,8 @@ class OutputRunner(threading.Thread):
                 on_log=lambda text: self._log("warning", self.plugin.name, text),
                 on_update_checkpoint=self._update_checkpoint,
             )
-        except (SandboxError, OSError) as e:
-            self.terminated = str(e)
+        except Exception as e:  # noqa: BLE001 - any creation failure is this plugin's failure
+            self.terminated = str(e) or type(e).__name__
             write_err(self.hcfg, self.plugin, str(e))
             self._on_terminated(self.plugin, str(e))
             self.done.set()
@@ -245,9 +245,23 @@ class OutputRunner(threading.Thread):
             self.next_tick = (0.0 if self.batch_mode else self._now()) + self.plugin.ticker_interval
         retry_at = 0.0
         try:
+            self._loop(retry_at)
+        except Exception as e:  # noqa: BLE001 - a bug must cost this plugin, not the kernel
+            self._terminate(f"internal error: {type(e).__name__}: {e}")
+        finally:
+            for r in self.readers.values():
+                r.close()
+            self.done.set()
+
+    def _loop(self, retry_at: float) -> None:
+        if True:
             while not self.stop_event.is_set() and self.sb is not None:
                 h = self._next()
                 if h is None:
+                    # Idle and nothing held back: commit where the readers are (they may have
+                    # moved on to a newly rolled file), so the finished file can be pruned.
+                    if not self._batching and not self._async_pending:
+                        self._commit({q: r.position for q, r in self.readers.items()})
                     if self._caught_up():
                         break
                     if self.plugin.ticker_interval and self._now() >= self.next_tick:
@@ -273,7 +287,3 @@ class OutputRunner(threading.Thread):
                 self._timer(True)
             if self.sb is not None:
                 self.sb.destroy()
-        finally:
-            for r in self.readers.values():
-                r.close()
-            self.done.set()

@@ -15,6 +15,7 @@ after termination the runtime is dropped: nothing the plugin left behind can run
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import socket
@@ -291,16 +292,11 @@ def _host_modules() -> dict[bytes, bytes]:
     return mods
 
 
-_BOOTSTRAP: bytes | None = None
-_MODS: dict[bytes, bytes] | None = None
-
-
-def _bootstrap_source() -> bytes:
-    global _BOOTSTRAP, _MODS  # noqa: PLW0603 - immutable file contents cached once per process
-    if _BOOTSTRAP is None:
-        _BOOTSTRAP = (sandbox_dir() / "bootstrap.lua").read_bytes()
-        _MODS = _host_modules()
-    return _BOOTSTRAP
+@functools.cache
+def _lua_sources() -> tuple[bytes, dict[bytes, bytes]]:
+    """The bootstrap and host-module sources, read once per process (thread-safe: functools.cache
+    may read twice under a race but never returns a half-built pair)."""
+    return (sandbox_dir() / "bootstrap.lua").read_bytes(), _host_modules()
 
 
 class Sandbox:
@@ -373,7 +369,7 @@ class Sandbox:
                 raise
 
     def _build_runtime(self) -> None:
-        src = _bootstrap_source()
+        src, host_mods = _lua_sources()
         rt = engine.new_runtime()
         self._rt = rt
         host = rt.table_from(
@@ -405,8 +401,7 @@ class Sandbox:
             }
         )
         cfg = _to_lua(rt, self.config)
-        assert _MODS is not None
-        mods = rt.table_from(_MODS)
+        mods = rt.table_from(host_mods)
         try:
             boot = rt.execute(b"return function(...) return assert(loadstring(...)) end")(src, b"=bootstrap")
             self._E = boot(host, cfg, self.plugin_type.value.encode(), mods)
