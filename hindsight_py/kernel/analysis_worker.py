@@ -51,6 +51,7 @@ class _Plugin:
     sb: Sandbox
     match: Any
     next_tick: float = 0.0  # seconds (wall clock, or message time in batch mode)
+    always: bool = False  # matcher is TRUE: no evaluation needed
     processed: int = 0
     pm_ns: int = 0
     te_ns: int = 0
@@ -103,6 +104,7 @@ class _Worker:
             self._send(("failed", cfg.name, reason))
             return
         p = _Plugin(cfg, sb, compile_matcher(cfg.message_matcher or "FALSE"))
+        p.always = (cfg.message_matcher or "").strip() == "TRUE"
         if cfg.ticker_interval:
             stagger = 0 if self.spec.batch_mode else random.randrange(min(cfg.ticker_interval, 60))
             p.next_tick = (self._now() if not self.spec.batch_mode else 0.0) + stagger + cfg.ticker_interval
@@ -145,12 +147,11 @@ class _Worker:
             if p.cfg.ticker_interval and now >= p.next_tick:
                 self._timer(p)
 
-    def _run_batch(self, recs: list[tuple[bytes, Message, QueuePosition]]) -> None:
-        pairs = [(raw, msg) for raw, msg, _ in recs]
+    def _run_batch(self, pairs: list[tuple[bytes, Message]]) -> None:
         for p in list(self.plugins):
             match = p.match
             t0 = time.perf_counter_ns()
-            sel = [rm for rm in pairs if match(rm[1])]
+            sel = pairs if p.always else [rm for rm in pairs if match(rm[1])]
             p.mm_ns += time.perf_counter_ns() - t0
             p.mm_count += len(pairs)
             if not sel:
@@ -167,14 +168,14 @@ class _Worker:
                 if message:
                     self._send(("log", "warning", p.cfg.name, f"received: {code} msg: {message}"))
 
-    def _process(self, recs: list[tuple[bytes, Message, QueuePosition]]) -> None:
+    def _process(self, recs: list[tuple[bytes, Message]]) -> None:
         if not self.spec.batch_mode:
             self._run_batch(recs)
             self._fire_timers()
             return
         # Message-driven time: cut the batch where the clock passes a ticker expiry.
         start = 0
-        for i, (_, msg, _) in enumerate(recs):
+        for i, (_, msg) in enumerate(recs):
             ts = msg.timestamp / 1e9
             if ts > self.clock:
                 self.clock = ts
@@ -240,7 +241,7 @@ class _Worker:
     def run(self) -> None:
         last_report = 0.0
         while not self.state.stop:
-            recs = self.reader.read(BATCH)
+            recs = self.reader.read_batch(BATCH)
             if recs:
                 self._process(recs)
                 self._flush()

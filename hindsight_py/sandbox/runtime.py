@@ -667,14 +667,16 @@ class Sandbox:
     def process_batch(self, records: Sequence[tuple[bytes, Message]]) -> BatchResult:
         """Analysis: run process_message on each record in order (Hindsight's per-message semantics)."""
         E = self._ensure_running()
-        slots = self._slots
         flat: list[Any] = []
-        nraw = 0
-        for raw, msg in records:
-            flat.extend(slots(raw, msg))
-            nraw += len(raw) + 16
+        push = 0
+        if self._slot_names:
+            slots = self._slots
+            nraw = 0
+            for raw, msg in records:
+                flat.extend(slots(raw, msg))
+                nraw += len(raw) + 16
+            push = 64 * len(flat) + len(self._slot_names) * nraw  # every slot value is at most raw-sized
         self._batch = records
-        push = 64 * len(flat) + len(self._slot_names) * nraw  # every slot value is at most raw-sized
         try:
             res = self._call_guard("process_message", lambda: self._analysis_batch(len(records), self._pm_limit, *flat), push)
         finally:

@@ -190,3 +190,19 @@ def test_damage_inside_one_record_spares_the_others(victim: int, data: st.DataOb
     assert len([r for r in got if r not in recs]) <= 1
     expected = [r for i, r in enumerate(recs) if i != victim and i not in swallowed]
     assert [r for r in got if r in recs and r != recs[victim]] == expected
+
+
+@pytest.mark.parametrize("limit", [1, 3, 64, 1000])
+def test_take_is_next_record_in_bulk(limit: int) -> None:
+    data = (DATA / "hindsight-varied-corrupt.hpb").read_bytes()
+    a, b = FrameScanner(), FrameScanner()
+    a.feed(data)
+    b.feed(data)
+    one = []
+    while len(one) < limit:
+        rec = a.next_record(final=True)
+        if rec is None:
+            break
+        one.append(rec)
+    assert b.take(limit, final=True) == one
+    assert (b.offset, b.stats) == (a.offset, a.stats)

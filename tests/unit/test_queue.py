@@ -166,3 +166,22 @@ def test_broken_checkpoint_file_names_the_file(tmp_path: Path) -> None:
 def test_numbers_use_17_significant_digits() -> None:
     assert format_checkpoints({"input.x": 0.1}) == "_G['input.x'] = 0.10000000000000001\n"
     assert format_checkpoints({"input": QueuePosition(3, 1048576)}) == "_G['input'] = '3:1048576'\n"
+
+
+def test_read_batch_matches_read_across_files_and_corruption(tmp_path: Path) -> None:
+    with QueueWriter(tmp_path, output_size=3000) as w:
+        for r in RAWS:
+            w.append([r])
+    # a torn tail in a finished file and garbage between records
+    (tmp_path / "1.log").write_bytes(b"junk" + (tmp_path / "1.log").read_bytes() + frame(RAWS[3])[:9])
+    a, b = QueueReader(tmp_path), QueueReader(tmp_path)
+    via_read = read_all(a)
+    via_batch: list[bytes] = []
+    while True:
+        got = b.read_batch(5)
+        if not got:
+            break
+        via_batch.extend(raw for raw, _ in got)
+    assert via_batch == via_read
+    assert b.position == a.position
+    assert (b.stats.discarded_bytes, b.stats.corrupt_runs) == (a.stats.discarded_bytes, a.stats.corrupt_runs)
