@@ -452,3 +452,54 @@ def test_upb_parses_encoder_output(case: tuple[dict[str, Any], list[tuple[bytes,
         others = [len(f.value_string), len(f.value_bytes), len(f.value_integer),
                   len(f.value_double), len(f.value_bool)]
         assert sum(others) == len(values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_message())
+def test_encode_then_hsp_decode_round_trips(case: tuple[dict[str, Any], list[tuple[bytes, Any]]]) -> None:
+    """Arbitrary messages survive encode_message -> hsp's own decode_message unchanged."""
+    from hindsight_py.message.decode import decode_message
+
+    msg, expected_fields = case
+    given_msg = copy.deepcopy(msg)
+    m = decode_message(encode_message(msg, logger=b"lg", hostname=b"hn", pid=42, restricted_headers=False))
+    assert (m.uuid, m.timestamp) == (given_msg["Uuid"], given_msg["Timestamp"])
+    assert m.type == given_msg.get("Type") and m.payload == given_msg.get("Payload")
+    assert m.env_version == given_msg.get("EnvVersion")
+    assert m.logger == given_msg.get("Logger", b"lg") and m.hostname == given_msg.get("Hostname", b"hn")
+    assert m.severity == given_msg.get("Severity") and m.pid == given_msg.get("Pid", 42)
+    assert [(f.name, f.type, f.representation, list(f.values)) for f in m.fields] == [
+        (name, vt, rep, values) for name, (vt, rep, values) in expected_fields
+    ]
+
+
+_field_values = st.one_of(
+    st.tuples(st.just(0), st.lists(_text, min_size=1, max_size=4)),
+    st.tuples(st.just(1), st.lists(st.binary(max_size=12), min_size=1, max_size=4)),
+    st.tuples(st.just(2), st.lists(_i64, min_size=1, max_size=4)),
+    st.tuples(st.just(3), st.lists(_dbl, min_size=1, max_size=4)),
+    st.tuples(st.just(4), st.lists(st.booleans(), min_size=1, max_size=4)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(min_size=16, max_size=16), _i64,
+    st.lists(st.one_of(st.none(), _text), min_size=5, max_size=5),
+    st.one_of(st.none(), _i32), st.one_of(st.none(), _i32),
+    st.lists(st.tuples(st.binary(max_size=8), _field_values, st.one_of(st.none(), st.binary(max_size=6))), max_size=6),
+)
+def test_writer_then_decode_round_trips(uuid: bytes, ts: int, texts: list[Any], sev: Any, pid: Any, fields: list[Any]) -> None:
+    """The sandbox's byte writer and hsp's decoder agree on every message shape."""
+    from hindsight_py.message.decode import decode_message
+    from hindsight_py.message.writer import write_message
+
+    typ, logger, payload, env, host = texts
+    flat = [(name, vt, rep, vals) for name, (vt, vals), rep in fields]
+    m = decode_message(write_message(uuid, ts, typ, logger, sev, payload, env, pid, host, flat))
+    assert (m.uuid, m.timestamp, m.type, m.logger, m.severity, m.payload, m.env_version, m.pid, m.hostname) == (
+        uuid, ts, typ, logger, sev, payload, env, pid, host,
+    )
+    assert [(f.name, f.type, f.representation, list(f.values)) for f in m.fields] == [
+        (name, vt, rep, list(vals)) for name, vt, rep, vals in flat
+    ]
