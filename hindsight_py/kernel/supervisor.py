@@ -280,7 +280,7 @@ class Kernel:
         restore = self._install_signals()
         try:
             self._start()
-            last_cp = last_stats = time.monotonic()
+            last_cp, last_stats = 0.0, time.monotonic()  # first checkpoint right after start
             while not self._stop.is_set():
                 self._poll_workers(0.1)
                 now = time.monotonic()
