@@ -242,6 +242,7 @@ class HindsightConfig:
     max_message_size: int = 64 * 1024
     backpressure: int = 0
     backpressure_disk_free: int = 4
+    prune_queues: bool = False  # hsp: delete fully consumed queue files (TOML default: true)
     hostname: str = field(default_factory=default_hostname)
     input_defaults: PluginDefaults = field(default_factory=lambda: PluginDefaults.builtin("input"))
     analysis_defaults: PluginDefaults = field(default_factory=lambda: PluginDefaults.builtin("analysis"))

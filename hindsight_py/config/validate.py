@@ -259,6 +259,9 @@ def build_hindsight_config(
     a_cpath = resolve_template(t.string("analysis_lua_cpath"))
     hostname = t.string("hostname", None)
     threads = t.ranged("analysis_threads", 1, 1, MAX_ANALYSIS_THREADS)
+    # hsp only: delete queue files every reader has finished (Hindsight leaves that to the
+    # prune_input.lua plugin, so an unchanged Hindsight deployment keeps its behaviour).
+    prune = t.boolean("prune_queues", True) if allow_hsp_keys else False
     ipd = load_defaults(t.table("input_defaults"), "input", allow_hsp_keys=allow_hsp_keys)
     apd = load_defaults(t.table("analysis_defaults"), "analysis", allow_hsp_keys=allow_hsp_keys)
     opd = load_defaults(t.table("output_defaults"), "output", allow_hsp_keys=allow_hsp_keys)
@@ -286,6 +289,7 @@ def build_hindsight_config(
         max_message_size=mms,
         backpressure=backpressure,
         backpressure_disk_free=backpressure_df,
+        prune_queues=prune,
         hostname=truncate_hostname(hostname) if hostname is not None else default_hostname(),
         input_defaults=ipd,
         analysis_defaults=apd,

@@ -87,8 +87,9 @@ class InputRunner(threading.Thread):
             full = self._buf_bytes >= FLUSH_BYTES
         if full:
             self.flush()
-            if self._backpressure():
-                time.sleep(0.1)  # Hindsight: every injection sleeps 100 ms under backpressure
+        if pb is not None and self._backpressure():
+            self.flush()
+            time.sleep(0.1)  # Hindsight: under backpressure every injection sleeps 100 ms
         return 0
 
     def flush(self) -> CheckpointValue | None:

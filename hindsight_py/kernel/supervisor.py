@@ -35,6 +35,7 @@ from hindsight_py.kernel.input_runner import InputRunner
 from hindsight_py.kernel.output_runner import OutputRunner
 from hindsight_py.kernel.stats import StatsWriter
 from hindsight_py.queue import QueueWriter
+from hindsight_py.queue.retention import Backpressure, free_units, prune
 
 __all__ = ["Kernel", "load_configuration"]
 
@@ -97,6 +98,10 @@ class Kernel:
         self.terminations: list[tuple[str, str]] = []
         self._term_lock = threading.Lock()
         self.stats = StatsWriter(hcfg.output_path)
+        self._bp_seen_id = -1
+        self.backpressure = {
+            q: Backpressure(q, hcfg.backpressure, hcfg.backpressure_disk_free) for q in ("input", "analysis")
+        }
 
     # -- logging and failures -----------------------------------------------------------------
     def _plugin_log(self, level: str, name: str, text: str) -> None:
@@ -150,6 +155,7 @@ class Kernel:
             r = InputRunner(
                 h, p, self.input_writer, cp if not isinstance(cp, QueuePosition) else None,
                 log=self._plugin_log, on_terminated=self._terminated, log_level=self.log_level,
+                backpressure=self._input_backpressure,
             )
             self.inputs.append(r)
 
@@ -238,6 +244,54 @@ class Kernel:
             for q, pos in o.checkpoint().items():
                 cps[f"{q}->{o.plugin.name}"] = pos
         write_checkpoints(self.hcfg.output_path, cps)
+        try:
+            self._retention()
+        except Exception as e:  # noqa: BLE001 - housekeeping must never stop the processor
+            self.log.error("queue retention failed", error=f"{type(e).__name__}: {e}")
+
+    def _input_backpressure(self) -> bool:
+        """Asked on every injection: re-evaluated when the writer rolled a file, as Hindsight does."""
+        bp = self.backpressure["input"]
+        if (bp.files or bp.disk_free) and self.input_writer.file_id != self._bp_seen_id:
+            self._bp_seen_id = self.input_writer.file_id
+            self._evaluate_backpressure("input", self.input_writer.file_id)
+        return bp.on
+
+    def _evaluate_backpressure(self, q: str, writer_id: int) -> None:
+        h = self.hcfg
+        bp = self.backpressure[q]
+        live = [w.position.file_id for w in self.workers if q == "input" and w.position is not None and not w.exited]
+        live += [o.current[q].file_id for o in self.outputs if q in o.current and o.sb is not None]
+        try:
+            free = free_units(h.output_path / q, h.output_size) if bp.disk_free else None
+        except OSError:
+            free = None
+        change = bp.evaluate(writer_id, min(live) if live else None, free)
+        if change:
+            self.log.warning(change, queue=q)
+            if q == "analysis":
+                for w in self.workers:
+                    try:
+                        w.conn.send(("backpressure", bp.on))
+                    except OSError:
+                        pass
+
+    def _retention(self) -> None:
+        """Backpressure and pruning, from the readers' positions (Hindsight's §6.6-6.7)."""
+        h = self.hcfg
+        for q, writer in (("input", self.input_writer), ("analysis", self.analysis_writer)):
+            # Pruning keeps everything any persisted reader (live or terminated) still needs.
+            needed = [v.file_id for k, v in self.checkpoints.items() if k.startswith(q + "->") and isinstance(v, QueuePosition)]
+            if q == "input" and any(w.position is None for w in self.workers):
+                needed.append(0)  # a worker that has not reported yet may still need every file
+            needed += [o.checkpoint()[q].file_id for o in self.outputs if q in o.readers]
+            writer_id = writer.file_id
+            if self.backpressure[q].files or self.backpressure[q].disk_free:
+                self._evaluate_backpressure(q, writer_id)
+            if h.prune_queues:
+                removed = prune(h.output_path / q, min(needed) if needed else writer_id, writer_id)
+                if removed:
+                    self.log.info("pruned queue files", queue=q, files=len(removed), below=removed[-1] + 1)
 
     def _write_stats(self) -> None:
         rows: dict[str, dict[str, int]] = {}
