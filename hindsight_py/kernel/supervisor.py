@@ -32,8 +32,10 @@ from hindsight_py.checkpoint.cpfile import CheckpointValue, QueuePosition, read_
 from hindsight_py.config.model import ConfigError, HindsightConfig, PluginConfig, assign_threads
 from hindsight_py.kernel.analysis_worker import WorkerSpec, worker_main
 from hindsight_py.kernel.input_runner import InputRunner
+from hindsight_py.kernel.loader import Loader
 from hindsight_py.kernel.output_runner import OutputRunner
 from hindsight_py.kernel.stats import StatsWriter
+from hindsight_py.kernel.status import StatusThread
 from hindsight_py.queue import QueueWriter
 from hindsight_py.queue.retention import Backpressure, free_units, prune
 
@@ -48,7 +50,16 @@ def load_configuration(path: str | os.PathLike[str]) -> tuple[HindsightConfig, l
     if p.suffix == ".toml":
         from hindsight_py.config.toml import load_toml
 
-        return load_toml(p)
+        hcfg, plugins = load_toml(p)
+        # Plugins loaded through the load directory live in the run directory (Hindsight Lua cfg
+        # syntax) in TOML mode too; such a cfg replaces a TOML plugin of the same name.
+        from hindsight_py.config.lua_cfg import load_plugin_cfg, plugin_cfg_files
+
+        for ptype in ("input", "analysis", "output"):
+            for cfg in plugin_cfg_files(hcfg.run_dir(ptype)):  # type: ignore[arg-type]
+                dyn = load_plugin_cfg(cfg, ptype, hcfg)  # type: ignore[arg-type]
+                plugins = [x for x in plugins if x.name != dyn.name] + [dyn]
+        return hcfg, plugins
     from hindsight_py.config.lua_cfg import load_hindsight_cfg, load_plugin_cfg, plugin_cfg_files
 
     hcfg = load_hindsight_cfg(p)
@@ -82,12 +93,14 @@ class Kernel:
         batch: bool = False,
         log_level: int = 6,
         logger: Any = None,
+        status: bool | None = None,
     ) -> None:
         self.hcfg = hcfg
         self.plugins = plugins
         self.batch = batch
         self.log_level = log_level
         self.log = logger or structlog.get_logger("hsp")
+        self.status = status  # live status screen: None = when stdout is a terminal
         self.exit_code = 0
         self._stop = threading.Event()
         self._signals = 0
@@ -112,6 +125,9 @@ class Kernel:
             self.terminations.append((plugin.name, reason))
             self.exit_code |= {"input": EXIT_INPUT, "analysis": EXIT_ANALYSIS, "output": EXIT_OUTPUT}[plugin.type]
         self.log.error("plugin terminated", plugin=plugin.name, reason=reason)
+        loader = getattr(self, "loader", None)
+        if loader is not None:
+            loader.on_terminated(plugin)  # restart = N (inputs and outputs)
         if plugin.shutdown_on_terminate:
             self.log.warning("shutdown_on_terminate: stopping", plugin=plugin.name)
             self._stop.set()
@@ -150,14 +166,10 @@ class Kernel:
         for p in self.plugins:
             by_type[p.type].append(p)
 
+        self.loader = Loader(self)
         for p in by_type["input"]:
             cp = self.checkpoints.get(p.name)
-            r = InputRunner(
-                h, p, self.input_writer, cp if not isinstance(cp, QueuePosition) else None,
-                log=self._plugin_log, on_terminated=self._terminated, log_level=self.log_level,
-                backpressure=self._input_backpressure,
-            )
-            self.inputs.append(r)
+            self.inputs.append(self.new_input(p, cp if not isinstance(cp, QueuePosition) else None))
 
         threads = assign_threads(by_type["analysis"], h.analysis_threads)
         ctx = multiprocessing.get_context("spawn")
@@ -174,12 +186,7 @@ class Kernel:
                 starts["input"] = self._queue_start(f"input->{p.name}")
             if p.read_queue in ("both", "analysis"):
                 starts["analysis"] = self._queue_start(f"analysis->{p.name}")
-            self.outputs.append(
-                OutputRunner(
-                    h, p, starts, inject=self._output_inject, log=self._plugin_log,
-                    on_terminated=self._terminated, batch_mode=self.batch, log_level=self.log_level,
-                )
-            )
+            self.outputs.append(self.new_output(p, starts))
         for w in self.workers:
             w.process.start()
         for o in self.outputs:
@@ -189,6 +196,19 @@ class Kernel:
         self.log.info(
             "hsp started", output_path=str(h.output_path), inputs=len(self.inputs),
             analysis=len(by_type["analysis"]), workers=len(self.workers), outputs=len(self.outputs),
+        )
+
+    def new_input(self, p: PluginConfig, cp: Any) -> InputRunner:
+        return InputRunner(
+            self.hcfg, p, self.input_writer, cp,
+            log=self._plugin_log, on_terminated=self._terminated, log_level=self.log_level,
+            backpressure=self._input_backpressure,
+        )
+
+    def new_output(self, p: PluginConfig, starts: dict[str, QueuePosition | None]) -> OutputRunner:
+        return OutputRunner(
+            self.hcfg, p, starts, inject=self._output_inject, log=self._plugin_log,
+            on_terminated=self._terminated, batch_mode=self.batch, log_level=self.log_level,
         )
 
     def _output_inject(self, pb: bytes) -> int:
@@ -322,6 +342,11 @@ class Kernel:
             self._signals += 1
             if self._signals > 1:
                 self.log.error("forced stop signal received")
+                for w in self.workers:  # no orphans: they would keep running (and our pipes open)
+                    try:
+                        w.process.kill()
+                    except Exception:  # noqa: BLE001,S110 - best effort on the way out
+                        pass
                 os._exit(1)
             self.log.info("stop signal received", signal=signal.Signals(signum).name)
             self._stop.set()
@@ -332,8 +357,10 @@ class Kernel:
     def run(self) -> int:
         self._prepare()
         restore = self._install_signals()
+        status_thread = StatusThread(self, enabled=self.status)
         try:
             self._start()
+            status_thread.start()
             last_cp, last_stats = 0.0, time.monotonic()  # first checkpoint right after start
             while not self._stop.is_set():
                 self._poll_workers(0.1)
@@ -344,10 +371,12 @@ class Kernel:
                 if now - last_stats >= 6.0:
                     self._write_stats()
                     last_stats = now
+                self.loader.tick()  # load directory (every second) and restart = N
                 if self.batch and all(r.finished.is_set() for r in self.inputs):
                     break
             self._shutdown()
         finally:
+            status_thread.stop()
             restore()
         return self.exit_code
 

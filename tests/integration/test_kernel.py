@@ -36,6 +36,7 @@ def bench_config(tmp_path: Path, n: int, extra: str = "", output_size: int | Non
     cfg = tmp_path / "hsp.toml"
     cfg.write_text(
         f"""output_path = "out"
+prune_queues = false
 {size}analysis_threads = 2
 [input.gen]
 filename = "{WORKLOAD}/input/bench_gen.lua"
