@@ -54,6 +54,7 @@ class QueueReader:
         self._fh: BinaryIO | None = None
         self._scanner = self._new_scanner(start.offset)
         self._start_offset = start.offset
+        self._nxt: int | None = None
 
     def _new_scanner(self, offset: int) -> FrameScanner:
         return FrameScanner(max_message_size=self.max_message_size, base_offset=offset)
@@ -89,6 +90,34 @@ class QueueReader:
         s.discarded_bytes = 0
         s.corrupt_runs = 0
 
+    def _finish_file(self) -> bool:
+        """At EOF: False while this is the newest file (it may grow); True when it is finished.
+
+        A file with a successor never grows again (the writer only appends to the newest), so its
+        remaining bytes are final and the caller drains them with `final=True` (a torn tail is
+        discarded and counted). It is re-read once first: the writer may have appended between
+        our read and its roll.
+        """
+        assert self._fh is not None
+        self._nxt = next_id(self.directory, self._file_id)
+        if self._nxt is None:
+            return False
+        data = self._fh.read()
+        if data:
+            self._scanner.feed(data)
+        return True
+
+    def _next_file(self) -> None:
+        assert self._fh is not None and self._nxt is not None
+        self._fh.close()
+        self._fh = None
+        nxt = self._nxt
+        if nxt != self._file_id + 1:
+            self.stats.skipped_files += nxt - self._file_id - 1
+            self.stats.events.append(f"the checkpoint skipped {nxt - self._file_id - 1} missing files")
+        self._file_id = nxt
+        self._scanner = self._new_scanner(0)
+
     def read(self, max_records: int = 1000) -> list[tuple[bytes, Message, QueuePosition]]:
         """Up to `max_records` records with the position after each; [] when caught up."""
         out: list[tuple[bytes, Message, QueuePosition]] = []
@@ -108,27 +137,13 @@ class QueueReader:
             if data:
                 sc.feed(data)
                 continue
-            # End of this file: is it finished?
-            nxt = next_id(self.directory, self._file_id)
-            if nxt is None:
+            if not self._finish_file():
                 break  # the newest file: wait for more
-            # A file with a successor never grows again (re-read once: the writer may have
-            # appended between our read and the roll).
-            data = self._fh.read()
-            if data:
-                sc.feed(data)
-                continue
             for raw, msg in sc.records(final=True):
                 assert msg is not None
                 out.append((raw, msg, QueuePosition(self._file_id, sc.offset)))
             self._account()
-            self._fh.close()
-            self._fh = None
-            if nxt != self._file_id + 1:
-                self.stats.skipped_files += nxt - self._file_id - 1
-                self.stats.events.append(f"the checkpoint skipped {nxt - self._file_id - 1} missing files")
-            self._file_id = nxt
-            self._scanner = self._new_scanner(0)
+            self._next_file()
         self._account()
         self.stats.records += len(out)
         return out
@@ -154,22 +169,11 @@ class QueueReader:
             if data:
                 sc.feed(data)
                 continue
-            nxt = next_id(self.directory, self._file_id)
-            if nxt is None:
+            if not self._finish_file():
                 break
-            data = self._fh.read()
-            if data:
-                sc.feed(data)
-                continue
             out.extend(sc.take(1 << 62, final=True))  # type: ignore[arg-type]
             self._account()
-            self._fh.close()
-            self._fh = None
-            if nxt != self._file_id + 1:
-                self.stats.skipped_files += nxt - self._file_id - 1
-                self.stats.events.append(f"the checkpoint skipped {nxt - self._file_id - 1} missing files")
-            self._file_id = nxt
-            self._scanner = self._new_scanner(0)
+            self._next_file()
         self._account()
         self.stats.records += len(out)
         return out

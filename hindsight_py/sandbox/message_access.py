@@ -65,17 +65,7 @@ _HEADERS: dict[bytes, Getter] = {
 
 
 def _field_getter(name: bytes, fi: int, ai: int) -> Getter:
-    def get(raw: bytes, m: Message) -> Any:
-        n = 0
-        for f in m.fields:
-            if f.name == name:
-                if n == fi:
-                    vals = f.values
-                    return vals[ai] if ai < len(vals) else None
-                n += 1
-        return None
-
-    return get
+    return lambda raw, m: m.field(name, fi, ai)
 
 
 def value_getter(name: bytes, fi: int = 0, ai: int = 0) -> Getter | None:

@@ -185,3 +185,15 @@ def test_read_batch_matches_read_across_files_and_corruption(tmp_path: Path) -> 
     assert via_batch == via_read
     assert b.position == a.position
     assert (b.stats.discarded_bytes, b.stats.corrupt_runs) == (a.stats.discarded_bytes, a.stats.corrupt_runs)
+
+
+def test_every_reported_position_resumes_exactly_across_files(tmp_path: Path) -> None:
+    with QueueWriter(tmp_path, output_size=1500) as w:
+        for r in RAWS[:30]:
+            w.append([r])
+    (tmp_path / "2.log").write_bytes((tmp_path / "2.log").read_bytes() + frame(RAWS[0])[:5])  # torn tail
+    records = QueueReader(tmp_path).read(1000)
+    assert [raw for raw, _, _ in records] == RAWS[:30]
+    for i, (_, _, pos) in enumerate(records):
+        rest = [raw for raw, _, _ in QueueReader(tmp_path, pos).read(1000)]
+        assert rest == RAWS[i + 1 : 30], i
