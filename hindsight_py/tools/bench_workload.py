@@ -138,6 +138,20 @@ output_file = "{base / (name + '.hpb')}"
 """
                 wall, cpu, _, rss = _run(_toml(out, body, output_size))
                 results.append(Result(name, n, wall, cpu, rss))
+        if "q_work_pair" in scenarios:
+            # Two bench_work plugins: with analysis_threads = 2 each worker gets one, which shows
+            # how analysis scales across processes (compare wall time with --threads 1).
+            out = _prefilled(base, "q_work_pair", queue)
+            body = "".join(
+                f"""[analysis.bench_{k}]
+filename = "{WORKLOAD / 'analysis' / 'bench_work.lua'}"
+message_matcher = "TRUE"
+thread = {k}
+"""
+                for k in (0, 1)
+            )
+            wall, _, child, rss = _run(_toml(out, body, output_size, threads))
+            results.append(Result("q_work_pair", 2 * n, wall, child, rss))
         if "pipe_true" in scenarios:
             out = base / "pipe_true"
             body = _gen(n) + f"""[analysis.bench_count]
@@ -155,7 +169,7 @@ expected_count = {n}
     return results
 
 
-ALL = ["input_only", *ANALYSIS, *OUTPUTS, "pipe_true"]
+ALL = ["input_only", *ANALYSIS, *OUTPUTS, "q_work_pair", "pipe_true"]
 
 
 @click.command("workload")
@@ -177,3 +191,4 @@ def bench_workload(count: int, scenarios: tuple[str, ...], output_size: int, thr
         click.echo(f"{r.name:<12} {us:>11.3f} {r.messages / r.cpu:>11,.0f} {hs_txt:>13} {ratio:>6} {r.wall:>7.2f} {r.rss_kib / 1024:>13.1f}")
     click.echo("ratio = Hindsight µs / hsp µs (1.00x = as fast as Hindsight; >= 0.50x is the target)")
     click.echo("pipe_true: CPU of all processes; Hindsight: 3.37 µs/msg whole-process, 429k msg/s wall")
+    click.echo("q_work_pair: two bench_work plugins (messages counted per plugin); compare wall with --threads 1 and 2")
