@@ -93,7 +93,7 @@ local trusted_envs = setmetatable({[_G] = true}, {__mode = "k"})
 -- Instruction limit (docs/architecture.md). The count hook is armed once for the runtime's life;
 -- each host call resets `used`. After a trip the hook fires on every instruction, so a plugin that
 -- catches the error with pcall cannot keep running.
-local STATE = {tripped = false, used = 0, in_call = false}
+local STATE = {tripped = false, used = 0, in_call = false, odone = 0, orn = 0}
 local ins_limit = tonumber(CFG.instruction_limit) or 1000000
 local STEP = 1000
 if ins_limit > 0 and ins_limit < STEP then STEP = ins_limit end
@@ -586,12 +586,30 @@ local function flatten(msg)
     if type(uuid) ~= "string" then uuid = nil end
     ts = header_number(msg.Timestamp)
   end
+  -- header_string / header_number inlined (one call per header is most of a small message's cost)
   local out = flatbuf
   out[1], out[2] = uuid, ts
-  out[3], out[4] = header_string(msg.Type), header_string(msg.Logger)
-  out[5], out[6] = header_number(msg.Severity), header_string(msg.Payload)
-  out[7], out[8] = header_string(msg.EnvVersion), header_number(msg.Pid)
-  out[9] = header_string(msg.Hostname)
+  local v = msg.Type
+  local t = type(v)
+  if t == "string" then out[3] = v elseif t == "number" then out[3] = tostring(v) else out[3] = nil end
+  v = msg.Logger
+  t = type(v)
+  if t == "string" then out[4] = v elseif t == "number" then out[4] = tostring(v) else out[4] = nil end
+  v = msg.Severity
+  t = type(v)
+  if t == "number" then out[5] = v elseif t == "string" then out[5] = tonumber(v) else out[5] = nil end
+  v = msg.Payload
+  t = type(v)
+  if t == "string" then out[6] = v elseif t == "number" then out[6] = tostring(v) else out[6] = nil end
+  v = msg.EnvVersion
+  t = type(v)
+  if t == "string" then out[7] = v elseif t == "number" then out[7] = tostring(v) else out[7] = nil end
+  v = msg.Pid
+  t = type(v)
+  if t == "number" then out[8] = v elseif t == "string" then out[8] = tonumber(v) else out[8] = nil end
+  v = msg.Hostname
+  t = type(v)
+  if t == "string" then out[9] = v elseif t == "number" then out[9] = tostring(v) else out[9] = nil end
   local n = 10
   local nf = 0
   local fields = msg.Fields
@@ -615,9 +633,24 @@ local function flatten(msg)
     else
       local name, value = next(fields)
       while name ~= nil do
-        local sname = isstring(name)
-        if not sname then error("field name must be a string", 0) end
-        n = field_value(out, n, sname, value, -1, nil)
+        local sname = name                        -- isstring(name), inlined
+        local tn = type(name)
+        if tn == "number" then sname = tostring(name)
+        elseif tn ~= "string" then error("field name must be a string", 0) end
+        -- field_value(out, n, sname, value, -1, nil), inlined for a single string/number/boolean
+        local tv = type(value)
+        if tv == "string" then
+          out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = sname, 0, false, 1, value
+          n = n + 5
+        elseif tv == "number" then
+          out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = sname, 3, false, 1, value
+          n = n + 5
+        elseif tv == "boolean" then
+          out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = sname, 4, false, 1, value
+          n = n + 5
+        else
+          n = field_value(out, n, sname, value, -1, nil)
+        end
         nf = nf + 1
         if type(name) == "number" then
           -- lua_sandbox converts the traversal key to a string in place (lua_tolstring): the
@@ -646,9 +679,22 @@ end
 
 -- The encoded message, or nil and the reason (OVERFLOW when it does not fit the output buffer:
 -- `peak` is the room lua_sandbox's writer needs for it, see runtime._c_buffer_peak).
+-- The C writer (hsp_lua_encode in hindsight_py/message/_speedups.c), when the host bound it: it
+-- reads flatbuf in place and returns the bytes, or nil for the uncommon cases, which take the
+-- Python path (runtime._host_encode, the reference).
+local c_encode = HOST.encode_lib and package.loadlib(HOST.encode_lib, "hsp_lua_encode") or nil
 local function encode_table(msg)
   local ok, n = pcall(flatten, msg)
   if not ok then return nil, n end
+  if c_encode then
+    -- as guard() and runtime._sized would for the callback
+    if collectgarbage("count") > mem_guard_kb then error("not enough memory", 0) end
+    local pb = c_encode(flatbuf, n, output_limit)
+    if pb then
+      if #pb > 2048 and collectgarbage("count") + 2 > mem_guard_kb + 4 then error("not enough memory", 0) end
+      return pb
+    end
+  end
   local pb, err, peak = host_encode(n, unpack(flatbuf, 1, n))
   for i = 1, n do flatbuf[i] = nil end
   if not pb then return nil, err end
@@ -825,15 +871,29 @@ end
 ------------------------------------------------------------------------------------------------
 -- Output plugins: update_checkpoint, create_message_matcher
 ------------------------------------------------------------------------------------------------
-local seq_state = setmetatable({}, {__mode = "k"})
-local seq_proto = newproxy(true)
-getmetatable(seq_proto).__metatable = false
+-- A sequence id is a userdata whose own (hidden) metatable holds the number under a private key.
+-- (Not a weak-keyed table userdata -> number: Lua 5.1 clears such entries so late that the table
+-- grows with every message and eventually exhausts memory_limit.)
+local SEQ = {}
+local function new_seq(n)
+  local sq = newproxy(true)
+  local mt = debug_getmetatable(sq)
+  mt.__metatable = false
+  mt[SEQ] = n
+  return sq
+end
+local function seq_value(v)
+  if type(v) ~= "userdata" then return nil end
+  local mt = debug_getmetatable(v)
+  return type(mt) == "table" and rawget(mt, SEQ) or nil
+end
 
 local function update_checkpoint(...)
   local n = select("#", ...)
   local seq, failures = ...
+  -- cur_index: the position of the calling message in the current output batch (0 outside one)
   if n == 0 then
-    if host_update_checkpoint(false, 0) ~= 0 then error("update_checkpoint() failed: rejected by the callback", 2) end
+    if host_update_checkpoint(false, 0, cur_index) ~= 0 then error("update_checkpoint() failed: rejected by the callback", 2) end
     return
   end
   if n > 2 then error(sformat("update_checkpoint() invalid number of args: %d", n), 2) end
@@ -841,10 +901,11 @@ local function update_checkpoint(...)
   if n == 2 and type(failures) ~= "number" then
     error(sformat("bad argument #2 to '%s' (number expected, got %s)", caller_name(), type(failures)), 2)
   end
-  if type(seq) ~= "userdata" or not seq_state[seq] then
+  local seqn = seq_value(seq)
+  if not seqn then
     error(sformat("bad argument #1 to '%s' (userdata expected, got %s)", caller_name(), type(seq)), 2)
   end
-  if host_update_checkpoint(seq_state[seq], failures or 0) ~= 0 then
+  if host_update_checkpoint(seqn, failures or 0, cur_index) ~= 0 then
     error("update_checkpoint() failed: rejected by the callback", 2)
   end
 end
@@ -1097,7 +1158,7 @@ if PTYPE == "output" and io then
         local ok, r = pcall(zc_value, v)
         if not ok then error(r, 3) end
         s = r or ""
-      elseif t == "userdata" and not seq_state[v] then
+      elseif t == "userdata" and not seq_value(v) then
         error(method_arg_error(first + i - 1, "no zero copy support", 3), 3)
       else
         -- a sequence id is a light userdata in lua_sandbox: not a "userdata" argument
@@ -1456,11 +1517,64 @@ function E.output_message(seq, ...)
     base, flat, cur_index = -1, nil, 0
     return false, "process_message() function was not found"
   end
-  local sq = newproxy(seq_proto)
-  seq_state[sq] = seq
-  local ok, rc, msg = check_status("process_message", pcall(pm, sq))
+  local ok, rc, msg = check_status("process_message", pcall(pm, new_seq(seq)))
   base, flat, cur_index = -1, nil, 0
   return ok, rc, msg
+end
+
+-- Output: a batch of messages given as flat slots (the ones the matcher accepted, in delivery
+-- order). The sequence ids seq0 + 1, seq0 + 2, ... are created here: one per completed call that
+-- did not return -3 (Hindsight's counter). Stops after the first -3 (the host retries that message
+-- later), at a -5 when async_ok is false (Hindsight terminates the plugin) and at the first error or
+-- fatal status. Returns done (calls completed with a non-retry status), false | error text, rn,
+-- then for every non-zero status: index, code, message|false. The progress is also kept in STATE
+-- (odone, orn) and STATE.ores so the host can read it when an error escapes the batch (a tripped
+-- instruction limit errors on every instruction, memory errors).
+STATE.ores = results
+function E.output_batch(n, seq0, async_ok, ...)
+  STATE.odone, STATE.orn = 0, 0
+  flat = {...}
+  local pm = env.process_message
+  if type(pm) ~= "function" then
+    flat = nil
+    return 0, "process_message() function was not found", 0
+  end
+  local rn = 0
+  local err = false
+  local done = 0
+  for i = 1, n do
+    base = (i - 1) * nslots
+    cur_index = i
+    used = 0
+    local ok, rc, msg = check_status("process_message", pcall(pm, new_seq(seq0 + done + 1)))
+    if not ok then
+      ob_reset()
+      err = rc
+      break
+    end
+    if rc > 0 then
+      err = "process_message() received a termination status code"
+      break
+    end
+    if rc == -5 and not async_ok then
+      err = "cannot use async checkpointing without a configured buffer"
+      break
+    end
+    if rc ~= 0 then
+      rn = rn + 1; results[rn] = i
+      rn = rn + 1; results[rn] = rc
+      rn = rn + 1; results[rn] = msg or false
+      STATE.orn = rn
+    end
+    if rc == -3 then break end
+    done = i
+    STATE.odone = i
+  end
+  base, flat, cur_index = -1, nil, 0
+  local r = {unpack(results, 1, rn)}
+  for k = 1, rn do results[k] = nil end
+  STATE.orn = 0
+  return done, err, rn, unpack(r, 1, rn)
 end
 
 -- Input: process_message(checkpoint)

@@ -974,10 +974,522 @@ error:
     return NULL;
 }
 
+
+/* ------------------------------------------------------------------------------------------------
+ * Lua-side message writer (sandbox inject/encode path).
+ *
+ * `hsp_lua_encode` is a Lua C function (not a Python one): the sandbox bootstrap loads it with
+ * package.loadlib from this very shared object and calls it on the flat values its flatten()
+ * produced (bootstrap.lua, encode_table), so the values never cross into Python. It lays out the
+ * bytes exactly as writer.write_message does after runtime._host_encode's conversions, and
+ * returns nil for anything outside the common case (36-character Uuid, a value of an unexpected
+ * type, a message that might not fit output_limit): the caller then takes the Python path, which
+ * stays the reference. The Lua API is bound at run time (lua_bind, from the lupa engine's shared
+ * object) so importing this module never depends on Lua symbols.
+ * ---------------------------------------------------------------------------------------------- */
+#include <dlfcn.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
+#include <pthread.h>
+
+typedef struct lua_State lua_State;
+#define HSP_LUA_TNIL 0
+#define HSP_LUA_TBOOLEAN 1
+#define HSP_LUA_TNUMBER 3
+#define HSP_LUA_TSTRING 4
+
+static struct {
+    int ok;
+    int crypto;
+    int (*type)(lua_State *, int);
+    int (*checkstack)(lua_State *, int);
+    const char *(*tolstring)(lua_State *, int, size_t *);
+    double (*tonumber)(lua_State *, int);
+    int (*toboolean)(lua_State *, int);
+    void (*rawgeti)(lua_State *, int, int);
+    void (*rawseti)(lua_State *, int, int);
+    void (*pushnil)(lua_State *);
+    void (*pushlstring)(lua_State *, const char *, size_t);
+    void (*settop)(lua_State *, int);
+} lapi;
+
+/* Per-thread state (plugins run in several threads; lupa releases the GIL while Lua runs),
+ * reached through one pointer per call: each __thread access from a shared object is a call. */
+typedef struct {
+    unsigned char *buf;
+    size_t cap;
+    uint64_t rng[4];
+    unsigned rng_gen;
+} lw_tls;
+static __thread lw_tls lw_state;
+static unsigned lw_fork_gen = 1;     /* bumped in a forked child: its threads reseed */
+
+static void
+lw_after_fork(void)
+{
+    lw_fork_gen++;
+}
+
+static int
+lw_reserve(lw_tls *T, size_t pos, size_t need)
+{
+    if (pos + need <= T->cap) {
+        return 0;
+    }
+    size_t cap = T->cap ? T->cap : 4096;
+    while (cap < pos + need) {
+        cap *= 2;
+    }
+    unsigned char *b = realloc(T->buf, cap);
+    if (b == NULL) {
+        return -1;
+    }
+    T->buf = b;
+    T->cap = cap;
+    return 0;
+}
+
+static size_t
+lw_varint(unsigned char *out, uint64_t v)
+{
+    size_t k = 0;
+    while (v > 0x7F) {
+        out[k++] = (unsigned char)((v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    out[k++] = (unsigned char)v;
+    return k;
+}
+
+/* runtime._c_ll / _c_ull: C casts as gcc compiles them for x86-64, spelled out. */
+static int64_t
+lw_c_ll(double d)
+{
+    if (d != d || !(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) {
+        return INT64_MIN;
+    }
+    return (int64_t)d;
+}
+
+static uint64_t
+lw_c_ull(double d)
+{
+    if (d != d) {
+        return (uint64_t)1 << 63;
+    }
+    if (d < 9223372036854775808.0) {
+        return (uint64_t)lw_c_ll(d);
+    }
+    return (uint64_t)lw_c_ll(d - 9223372036854775808.0) ^ ((uint64_t)1 << 63);
+}
+
+static uint64_t
+lw_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t
+lw_next(lw_tls *T)
+{
+    /* xoshiro256**, seeded from getrandom() per thread and again after a fork */
+    if (T->rng_gen != lw_fork_gen || (T->rng[0] | T->rng[1] | T->rng[2] | T->rng[3]) == 0) {
+        if (getrandom(T->rng, sizeof T->rng, 0) != (ssize_t)sizeof T->rng) {
+            uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&T->rng;
+            for (int i = 0; i < 4; i++) {
+                t += 0x9E3779B97F4A7C15ULL;
+                uint64_t z = t;
+                z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+                z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+                T->rng[i] = z ^ (z >> 31);
+            }
+        }
+        T->rng_gen = lw_fork_gen;
+    }
+    uint64_t *s = T->rng;
+    uint64_t r = lw_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = lw_rotl(s[3], 45);
+    return r;
+}
+
+static int
+lw_random_uuid(lw_tls *T, unsigned char *out)
+{
+    if (lapi.crypto) {
+        if (getrandom(out, 16, 0) != 16) {
+            return -1;
+        }
+    }
+    else {
+        uint64_t a = lw_next(T), b = lw_next(T);
+        memcpy(out, &a, 8);
+        memcpy(out + 8, &b, 8);
+    }
+    out[6] = (unsigned char)((out[6] & 0x0F) | 0x40);
+    out[8] = (unsigned char)((out[8] & 0x0F) | 0xA0);
+    return 0;
+}
+
+/* Appends tag + varint length + data. */
+static int
+lw_lenfield(lw_tls *T, size_t *pos, unsigned char tag, const char *data, size_t len)
+{
+    if (lw_reserve(T, *pos, len + 11) < 0) {
+        return -1;
+    }
+    unsigned char *o = T->buf + *pos;
+    o[0] = tag;
+    size_t k = 1 + lw_varint(o + 1, (uint64_t)len);
+    memcpy(o + k, data, len);
+    *pos += k + len;
+    return 0;
+}
+
+/* Closes a length-delimited region whose content starts at `start` and whose tag was written at
+ * start - 2 with one byte reserved for the length at start - 1. */
+static int
+lw_close(lw_tls *T, size_t *pos, size_t start)
+{
+    size_t len = *pos - start;
+    if (len < 0x80) {
+        T->buf[start - 1] = (unsigned char)len;
+        return 0;
+    }
+    unsigned char tmp[10];
+    size_t k = lw_varint(tmp, (uint64_t)len);
+    if (lw_reserve(T, *pos, k) < 0) {
+        return -1;
+    }
+    memmove(T->buf + start - 1 + k, T->buf + start, len);
+    memcpy(T->buf + start - 1, tmp, k);
+    *pos += k - 1;
+    return 0;
+}
+
+/* flat[1..n] are pushed once (stack slots 4..n+3); LW_GET selects one for the (L, LW) reads. */
+#define LW_GET(i) (lw_ix = 3 + (i))
+#define LW_POP() ((void)0)
+#define LW lw_ix
+#define LW_FAIL() do { lapi.settop(L, top); lapi.pushnil(L); return 1; } while (0)
+
+/* Optional header string at flat index i: nil is skipped, a string is written, anything else
+ * makes the caller fall back. */
+static int
+lw_header_string(lw_tls *T, lua_State *L, int i, unsigned char tag, size_t *pos)
+{
+    int lw_ix;
+    LW_GET(i);
+    int t = lapi.type(L, LW);
+    int rc = 0;
+    if (t == HSP_LUA_TSTRING) {
+        size_t len;
+        const char *s = lapi.tolstring(L, LW, &len);
+        rc = lw_lenfield(T, pos, tag, s, len);
+    }
+    else if (t != HSP_LUA_TNIL) {
+        rc = -1;
+    }
+    LW_POP();
+    return rc;
+}
+
+static int
+lw_header_number(lw_tls *T, lua_State *L, int i, unsigned char tag, size_t *pos)
+{
+    int lw_ix;
+    LW_GET(i);
+    int t = lapi.type(L, LW);
+    int rc = 0;
+    if (t == HSP_LUA_TNUMBER) {
+        if (lw_reserve(T, *pos, 11) < 0) {
+            rc = -1;
+        }
+        else {
+            T->buf[*pos] = tag;
+            *pos += 1 + lw_varint(T->buf + *pos + 1, lw_c_ull(lapi.tonumber(L, LW)));
+        }
+    }
+    else if (t != HSP_LUA_TNIL) {
+        rc = -1;
+    }
+    LW_POP();
+    return rc;
+}
+
+/* hsp_lua_encode(flat, n, output_limit) -> bytes | nil (nil: take the Python path). On success
+ * flat[1..n] are cleared. */
+int
+hsp_lua_encode(lua_State *L)
+{
+    int top = 3;
+    lw_tls *T = &lw_state;
+    if (!lapi.ok) {
+        return 0;
+    }
+    lapi.settop(L, 3);
+    int n = (int)lapi.tonumber(L, 2);
+    double olimit = lapi.tonumber(L, 3);
+    size_t pos = 0;
+    int lw_ix;
+    if (n < 10 || n > 7000 || !lapi.checkstack(L, n + 2) || lw_reserve(T, 0, 64) < 0) {
+        LW_FAIL();          /* (Lua's C stack holds at most 8000 values) */
+    }
+    for (int i = 1; i <= n; i++) {
+        lapi.rawgeti(L, 1, i);
+    }
+    unsigned char *o = T->buf;
+    o[0] = 0x0A;
+    o[1] = 0x10;
+    LW_GET(1);
+    int t = lapi.type(L, LW);
+    size_t len = 0;
+    const char *s = NULL;
+    if (t == HSP_LUA_TSTRING) {
+        s = lapi.tolstring(L, LW, &len);
+        if (len == 36) {
+            LW_FAIL();
+        }
+    }
+    else if (t != HSP_LUA_TNIL) {
+        LW_FAIL();
+    }
+    if (s != NULL && len == 16) {
+        memcpy(o + 2, s, 16);
+    }
+    else if (lw_random_uuid(T, o + 2) < 0) {
+        LW_FAIL();
+    }
+    LW_POP();
+    o[18] = 0x10;
+    LW_GET(2);
+    t = lapi.type(L, LW);
+    int64_t ts;
+    if (t == HSP_LUA_TNUMBER) {
+        ts = lw_c_ll(lapi.tonumber(L, LW));
+    }
+    else if (t == HSP_LUA_TNIL) {
+        struct timespec tv;
+        clock_gettime(CLOCK_REALTIME, &tv);
+        ts = (int64_t)tv.tv_sec * 1000000000 + tv.tv_nsec;
+    }
+    else {
+        LW_FAIL();
+    }
+    LW_POP();
+    pos = 19 + lw_varint(o + 19, (uint64_t)ts);
+    if (lw_header_string(T, L, 3, 0x1A, &pos) < 0 || lw_header_string(T, L, 4, 0x22, &pos) < 0
+        || lw_header_number(T, L, 5, 0x28, &pos) < 0 || lw_header_string(T, L, 6, 0x32, &pos) < 0
+        || lw_header_string(T, L, 7, 0x3A, &pos) < 0 || lw_header_number(T, L, 8, 0x40, &pos) < 0
+        || lw_header_string(T, L, 9, 0x4A, &pos) < 0) {
+        LW_FAIL();
+    }
+    LW_GET(10);
+    if (lapi.type(L, LW) != HSP_LUA_TNUMBER) {
+        LW_FAIL();
+    }
+    double nfd = lapi.tonumber(L, LW);
+    LW_POP();
+    int p = 11;
+    for (double fi = 0; fi < nfd; fi++) {
+        if (p + 3 > n) {
+            LW_FAIL();
+        }
+        /* name */
+        LW_GET(p);
+        if (lapi.type(L, LW) != HSP_LUA_TSTRING || lw_reserve(T, pos, 2) < 0) {
+            LW_FAIL();
+        }
+        T->buf[pos] = 0x52;
+        pos += 2;
+        size_t fstart = pos;
+        s = lapi.tolstring(L, LW, &len);
+        if (lw_lenfield(T, &pos, 0x0A, s, len) < 0) {
+            LW_FAIL();
+        }
+        LW_POP();
+        /* value_type */
+        LW_GET(p + 1);
+        if (lapi.type(L, LW) != HSP_LUA_TNUMBER) {
+            LW_FAIL();
+        }
+        double vtd = lapi.tonumber(L, LW);
+        LW_POP();
+        if (!(vtd == 0 || vtd == 1 || vtd == 2 || vtd == 3 || vtd == 4)) {
+            LW_FAIL();
+        }
+        int vt = (int)vtd;
+        if (vt != 0) {
+            if (lw_reserve(T, pos, 2) < 0) {
+                LW_FAIL();
+            }
+            T->buf[pos] = 0x10;
+            T->buf[pos + 1] = (unsigned char)vt;
+            pos += 2;
+        }
+        /* representation */
+        LW_GET(p + 2);
+        t = lapi.type(L, LW);
+        if (t == HSP_LUA_TSTRING) {
+            s = lapi.tolstring(L, LW, &len);
+            if (lw_lenfield(T, &pos, 0x1A, s, len) < 0) {
+                LW_FAIL();
+            }
+        }
+        else if (!(t == HSP_LUA_TBOOLEAN && !lapi.toboolean(L, LW))) {
+            LW_FAIL();
+        }
+        LW_POP();
+        /* count */
+        LW_GET(p + 3);
+        if (lapi.type(L, LW) != HSP_LUA_TNUMBER) {
+            LW_FAIL();
+        }
+        double cntd = lapi.tonumber(L, LW);
+        LW_POP();
+        if (!(cntd >= 1 && cntd <= (double)(n - p - 3)) || cntd != (double)(int)cntd) {
+            LW_FAIL();
+        }
+        int cnt = (int)cntd;
+        int v0 = p + 4;
+        size_t pstart = 0;
+        if (cnt > 1 && vt >= 2) {
+            /* packed: tag + one reserved length byte */
+            if (lw_reserve(T, pos, 2) < 0) {
+                LW_FAIL();
+            }
+            T->buf[pos] = vt == 3 ? 0x3A : vt == 2 ? 0x32 : 0x42;
+            pos += 2;
+            pstart = pos;
+        }
+        for (int k = 0; k < cnt; k++) {
+            LW_GET(v0 + k);
+            t = lapi.type(L, LW);
+            if (vt <= 1) {
+                if (t != HSP_LUA_TSTRING) {
+                    LW_FAIL();
+                }
+                s = lapi.tolstring(L, LW, &len);
+                if (lw_lenfield(T, &pos, vt == 0 ? 0x22 : 0x2A, s, len) < 0) {
+                    LW_FAIL();
+                }
+            }
+            else {
+                if (lw_reserve(T, pos, 12) < 0) {
+                    LW_FAIL();
+                }
+                if (vt == 3) {
+                    if (t != HSP_LUA_TNUMBER) {
+                        LW_FAIL();
+                    }
+                    double d = lapi.tonumber(L, LW);
+                    if (d == 0) {
+                        d = 0.0;     /* lupa hands -0.0 to Python as the integer 0 */
+                    }
+                    if (cnt == 1) {
+                        T->buf[pos++] = 0x39;
+                    }
+                    memcpy(T->buf + pos, &d, 8);   /* x86-64: little-endian */
+                    pos += 8;
+                }
+                else if (vt == 2) {
+                    if (t != HSP_LUA_TNUMBER) {
+                        LW_FAIL();
+                    }
+                    if (cnt == 1) {
+                        T->buf[pos++] = 0x30;
+                    }
+                    pos += lw_varint(T->buf + pos, (uint64_t)lw_c_ll(lapi.tonumber(L, LW)));
+                }
+                else {
+                    if (t != HSP_LUA_TBOOLEAN) {
+                        LW_FAIL();
+                    }
+                    if (cnt == 1) {
+                        T->buf[pos++] = 0x40;
+                    }
+                    T->buf[pos++] = lapi.toboolean(L, LW) ? 1 : 0;
+                }
+            }
+            LW_POP();
+        }
+        if (pstart && lw_close(T, &pos, pstart) < 0) {
+            LW_FAIL();
+        }
+        if (lw_close(T, &pos, fstart) < 0) {
+            LW_FAIL();
+        }
+        p = v0 + cnt;
+    }
+    if (p - 1 != n) {
+        LW_FAIL();
+    }
+    if (olimit > 0 && (double)pos + 10 > olimit) {
+        LW_FAIL();          /* the Python path computes lua_sandbox's buffer peak */
+    }
+    lapi.settop(L, 3);
+    for (int i = 1; i <= n; i++) {
+        lapi.pushnil(L);
+        lapi.rawseti(L, 1, i);
+    }
+    lapi.pushlstring(L, (const char *)T->buf, pos);
+    return 1;
+}
+
+#undef LW_GET
+#undef LW_POP
+#undef LW
+#undef LW_FAIL
+
+PyDoc_STRVAR(lua_bind_doc,
+"lua_bind(path) -> bool\n\n"
+"Binds hsp_lua_encode to the Lua C API of the already loaded engine at `path` (lupa's shared\n"
+"object). False when a symbol is missing; the sandbox then encodes in Python.");
+
+static PyObject *
+sp_lua_bind(PyObject *self, PyObject *arg)
+{
+    PyObject *b = PyUnicode_EncodeFSDefault(arg);
+    if (b == NULL) {
+        return NULL;
+    }
+    void *h = dlopen(PyBytes_AS_STRING(b), RTLD_NOW | RTLD_NOLOAD);
+    Py_DECREF(b);
+    if (h == NULL) {
+        Py_RETURN_FALSE;
+    }
+#define SYM(field, name) *(void **)(&lapi.field) = dlsym(h, name); if (lapi.field == NULL) { lapi.ok = 0; Py_RETURN_FALSE; }
+    SYM(type, "lua_type");
+    SYM(checkstack, "lua_checkstack");
+    SYM(tolstring, "lua_tolstring");
+    SYM(tonumber, "lua_tonumber");
+    SYM(toboolean, "lua_toboolean");
+    SYM(rawgeti, "lua_rawgeti");
+    SYM(rawseti, "lua_rawseti");
+    SYM(pushnil, "lua_pushnil");
+    SYM(pushlstring, "lua_pushlstring");
+    SYM(settop, "lua_settop");
+#undef SYM
+    const char *c = getenv("HSP_CRYPTO_UUID");
+    lapi.crypto = c != NULL && c[0] != '\0';
+    if (!lapi.ok && pthread_atfork(NULL, NULL, lw_after_fork) != 0) {
+        Py_RETURN_FALSE;
+    }
+    lapi.ok = 1;
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))sp_configure, METH_FASTCALL, configure_doc},
     {"decode", (PyCFunction)sp_decode, METH_O, decode_doc},
     {"scan", (PyCFunction)(void (*)(void))sp_scan, METH_FASTCALL, scan_doc},
+    {"lua_bind", (PyCFunction)sp_lua_bind, METH_O, lua_bind_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -242,6 +242,34 @@ class FrameScanner:
         stats.records += len(recs)
         return recs  # type: ignore[no-any-return]
 
+    def take_ends(self, limit: int, final: bool = False) -> tuple[list[tuple[bytes, Message | None]], list[int]]:
+        """take(), plus the stream offset just after each record (the `offset` a checkpoint of
+        that record stores), for readers that commit record by record (output plugins)."""
+        buf = self._buf
+        maxsize = self.max_message_size
+        if _scan is None or type(buf) is not bytes or type(maxsize) is not int:
+            out: list[tuple[bytes, Message | None]] = []
+            ends: list[int] = []
+            while len(out) < limit:
+                rec = self._next_record_py(final)
+                if rec is None:
+                    break
+                out.append(rec)
+                ends.append(self.offset)
+            return out, ends
+        recs, end, discarded, runs, in_corr, rends, _ = _scan(
+            buf, self._pos, final, maxsize, self.decode, self._in_corruption, True, limit
+        )
+        base = self.base_offset
+        self._pos = end
+        self._in_corruption = in_corr
+        stats = self.stats
+        if discarded:
+            stats.discarded_bytes += discarded
+            stats.corrupt_runs += runs
+        stats.records += len(recs)
+        return recs, [base + e for e in rends]
+
     def records(self, final: bool = False) -> Iterator[tuple[bytes, Message | None]]:
         """Every complete record currently buffered."""
         if _scan is None:

@@ -177,6 +177,20 @@ def _varint_end(pb: bytes, p: int) -> int:
     return p + 1
 
 
+@functools.cache
+def _encode_lib() -> bytes | None:
+    """The shared object holding the C message writer that the bootstrap loads as a Lua C function
+    (`hsp_lua_encode` in message/_speedups.c), or None: then every message is encoded by
+    _host_encode. None without the C accelerator or with HSP_PURE_PYTHON=1."""
+    from hindsight_py.message import decode
+
+    sp = decode._speedups
+    path = getattr(sp, "__file__", None)
+    if sp is None or not path or not hasattr(sp, "lua_bind") or not sp.lua_bind(engine.lua.__file__):
+        return None
+    return os.fsencode(path)
+
+
 def _c_buffer_peak(pb: bytes) -> int:
     """The output buffer size lua_sandbox's encoder needs to produce the message `pb`.
 
@@ -348,6 +362,7 @@ class Sandbox:
         self._readers: list[_StreamReader] = []
         self._pm_limit = int(cfg.get("process_message_inject_limit", -1)) if self.plugin_type is PluginType.ANALYSIS else -1
         self._te_limit = int(cfg.get("timer_event_inject_limit", -1)) if self.plugin_type is PluginType.ANALYSIS else -1
+        self.checkpoint_index = 0
         self._create()
 
     @classmethod
@@ -379,6 +394,7 @@ class Sandbox:
                 b"read_message": self._sized(self._host_read_message),
                 b"decode_message": self._sized(self._host_decode),
                 b"encode_message": self._sized(self._host_encode),
+                b"encode_lib": _encode_lib(),
                 b"find_module": self._sized(self._host_find_module),
                 b"erf": math.erf,
                 b"erfc": math.erfc,
@@ -421,6 +437,7 @@ class Sandbox:
         self._slots = slot_builder(names)
         E[b"set_slots"](rt.table_from(names))
         self._analysis_batch = E[b"analysis_batch"]
+        self._output_batch = E[b"output_batch"]
         self._call_guard("load", lambda: self._check_load(E[b"load"](self.source, ("@" + self.chunkname).encode())))
         if self._state_file is not None and self._state_file.exists() and self.config.get("preserve_data"):
             text = self._state_file.read_bytes()
@@ -551,8 +568,8 @@ class Sandbox:
             self._on_print(text)
 
     def _host_read_message(self, index: int, name: bytes, fi: float, ai: float) -> Any:
-        raw, msg = self._batch[int(index) - 1]
-        return read_value(raw, msg, name, int(fi), int(ai))
+        rec = self._batch[int(index) - 1]  # (raw, msg, ...)
+        return read_value(rec[0], rec[1], name, int(fi), int(ai))
 
     def _host_decode(self, pb: bytes, validate_only: bool) -> Any:
         try:
@@ -620,8 +637,11 @@ class Sandbox:
                 tried.append(template.replace("?", root))
         return None, "".join(f"\n\tno file '{t}'" for t in tried).encode()
 
-    def _host_update_checkpoint(self, seq: Any, failures: float) -> int:
+    def _host_update_checkpoint(self, seq: Any, failures: float, index: float = 0) -> int:
         self.stats.process_message_failures += int(failures)
+        # Which message of the current output_batch() made the call (1-based; 0 outside a batch):
+        # the host applies the callback at that message's place in its delivery sequence.
+        self.checkpoint_index = int(index)
         if self._on_update_checkpoint is not None:
             return int(self._on_update_checkpoint(None if seq is False else seq, int(failures)) or 0)
         return 0
@@ -636,8 +656,7 @@ class Sandbox:
         return _new_slot(self._matchers, m, _MAX_MATCHERS)
 
     def _host_matcher_eval(self, mid: int, index: int) -> bool:
-        raw, msg = self._batch[int(index) - 1]
-        return bool(self._matchers[int(mid) - 1](msg))
+        return bool(self._matchers[int(mid) - 1](self._batch[int(index) - 1][1]))
 
     def _host_is_running(self) -> bool:
         return bool(self._is_running())
@@ -665,7 +684,22 @@ class Sandbox:
 
     # -- calls into the plugin ---------------------------------------------------------------
     def process_batch(self, records: Sequence[tuple[bytes, Message]]) -> BatchResult:
-        """Analysis: run process_message on each record in order (Hindsight's per-message semantics)."""
+        """Analysis: run process_message on each record in order (Hindsight's per-message semantics).
+
+        Split into calls of at most `max_batch` records: Lua takes at most ~8000 arguments per
+        call, so a plugin reading many fields gets smaller calls instead of a failure.
+        """
+        step = self.max_batch
+        if len(records) <= step:
+            return self._process_chunk(records)
+        total = BatchResult(0)
+        for i in range(0, len(records), step):
+            res = self._process_chunk(records[i : i + step])
+            total.processed += res.processed
+            total.statuses.extend((idx + i, code, msg) for idx, code, msg in res.statuses)
+        return total
+
+    def _process_chunk(self, records: Sequence[tuple[bytes, Message]]) -> BatchResult:
         E = self._ensure_running()
         flat: list[Any] = []
         push = 0
@@ -729,6 +763,69 @@ class Sandbox:
             self.stats.process_message_failures += 1
         m = res[2] if len(res) > 2 else None
         return rc, None if m is None else _s(m)
+
+    @property
+    def max_batch(self) -> int:
+        """The most records one batch call can take: its slot values are passed as arguments and
+        a call from C takes at most LUAI_MAXCSTACK (8000) of them (beyond that lupa reports
+        "not enough memory")."""
+        return max(1, 7000 // max(1, len(self._slot_names)))
+
+    def output_batch(self, records: Sequence[Sequence[Any]], seq0: int, async_ok: bool) -> BatchResult:
+        """Output: process_message(sequence_id) on each record, in one call into Lua.
+
+        Sequence ids are seq0 + 1, seq0 + 2, ... (one per completed call not returning -3). The
+        batch stops after the first -3 (its status is the last one returned), at a -5 when
+        `async_ok` is false (the plugin is terminated: Hindsight's `cannot use async checkpointing
+        without a configured buffer`), and at a fatal: `terminated` is then the reason, and
+        `processed`/`statuses` still describe the calls completed before it (the sandbox is
+        terminated; no exception is raised). `statuses` lists (index, code, message) for every
+        non-zero status, index 1-based. A record is a sequence starting with (raw, message)."""
+        self._ensure_running()
+        flat: list[Any] = []
+        push = 64
+        if self._slot_names:
+            slots = self._slots
+            nraw = 0
+            for rec in records:
+                raw = rec[0]
+                flat.extend(slots(raw, rec[1]))
+                nraw += len(raw) + 16
+            push = 64 * len(flat) + len(self._slot_names) * nraw
+        self._batch = records  # type: ignore[assignment]
+        state, rt = self._state, self._rt
+        state[b"odone"] = state[b"orn"] = 0  # (an error may strike before the batch starts)
+        try:
+            res = self._call_guard(
+                "process_message", lambda: self._output_batch(len(records), seq0, bool(async_ok), *flat), push
+            )
+        except Terminated as t:
+            # An error escaped the batch (tripped instruction limit, memory): the calls completed
+            # before it still count. The runtime is dropped; its STATE table is still readable.
+            rt.set_max_memory(0)
+            done, rn, store = int(state[b"odone"]), int(state[b"orn"]), state[b"ores"]
+            vals = tuple(store[k] for k in range(1, rn + 1))
+            res = (done, t.reason, rn, *vals)
+        finally:
+            self._batch = ()
+        done, err, rn = int(res[0]), res[1], int(res[2])
+        statuses = []
+        vals = res[3:]
+        failures = 0
+        for k in range(0, rn, 3):
+            idx, code, m = int(vals[k]), int(vals[k + 1]), vals[k + 2]
+            if code == -1:
+                failures += 1
+            statuses.append((idx, code, None if m is False or m is None else _s(m)))
+        self.stats.process_message_count += done
+        self.stats.process_message_failures += failures
+        if self.terminated is not None:
+            return BatchResult(done, statuses, self.terminated)
+        self._after_call()
+        if err is not False and err is not None:
+            self._terminate(_s(err))
+            return BatchResult(done, statuses, self.terminated)
+        return BatchResult(done, statuses)
 
     def input_process(self, checkpoint: Any = None) -> tuple[int, str | None]:
         """Input: process_message(checkpoint). Raises Terminated."""
