@@ -395,10 +395,14 @@ class Kernel:
             except OSError:
                 w.exited = True
         deadline = None if self.batch else time.monotonic() + 30.0
+        last_cp = time.monotonic()
         while any(not w.exited for w in self.workers):
             if deadline is not None and time.monotonic() > deadline:
                 break
             self._poll_workers(0.1)
+            if time.monotonic() - last_cp >= 1.0:  # a long drain keeps persisting its progress
+                self.write_checkpoints()
+                last_cp = time.monotonic()
             for w in self.workers:
                 if not w.process.is_alive():
                     self._poll_workers(0)
@@ -415,9 +419,13 @@ class Kernel:
                 o.drain_to = {q: ends[q] for q in o.readers}
             else:
                 o.stop_event.set()
+        last_cp = time.monotonic()
         for o in self.outputs:
             while o.is_alive():
                 o.join(0.5)
+                if time.monotonic() - last_cp >= 1.0:
+                    self.write_checkpoints()
+                    last_cp = time.monotonic()
                 if not self.batch and not o.done.wait(0):
                     o.stop_event.set()
         self.write_checkpoints()

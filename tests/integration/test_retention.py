@@ -62,27 +62,37 @@ def test_backpressure_rules() -> None:
 
 
 def test_backpressure_engages_and_releases_in_a_run(tmp_path: Path) -> None:
-    # A slow analysis plugin lets the input queue run ahead by more than 2 files: the generator
-    # is slowed (logged), and once the reader catches up backpressure is released; nothing is lost.
+    # Ten queue files are already waiting when hsp starts (no checkpoints): the writer is far
+    # ahead of the fresh worker, whatever the speed of the generator, so backpressure engages as
+    # soon as the worker reports where it is, and is released once the slow plugin catches up.
+    from hindsight_py.queue import QueueWriter
+    from hindsight_py.tools.bench_codec import bench_record
+
+    with QueueWriter(tmp_path / "out" / "input", output_size=20000) as w:
+        for i in range(1, 1001):
+            w.append([bench_record(i)])
+    assert len(file_ids(tmp_path / "out" / "input")) >= 8
     slow = tmp_path / "slow.lua"
-    slow.write_text("n = 0\nfunction process_message() n = n + 1 for i = 1, 5000 do end return 0 end\nfunction timer_event() end\n")
+    slow.write_text("n = 0\nfunction process_message() n = n + 1 for i = 1, 300000 do end return 0 end\nfunction timer_event() end\n")
     cfg = tmp_path / "hsp.toml"
     cfg.write_text(
         f"""output_path = "out"
 output_size = 20000
 backpressure = 2
+prune_queues = false
 [input.gen]
 filename = "{WORKLOAD}/input/bench_gen.lua"
 instruction_limit = 0
-message_count = 20000
+message_count = 1000
 [analysis.slow]
 filename = "{slow}"
 message_matcher = "TRUE"
 preserve_data = true
+instruction_limit = 0
 """
     )
     res = subprocess.run([sys.executable, "-m", "hindsight_py.cli", "run", "--batch", str(cfg)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "applying backpressure (checkpoint)" in res.stderr
     assert "releasing backpressure" in res.stderr
-    assert '_G["n"] = 20000' in (tmp_path / "out" / "analysis.slow.data").read_text()
+    assert '_G["n"] = 2000' in (tmp_path / "out" / "analysis.slow.data").read_text()

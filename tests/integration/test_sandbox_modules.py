@@ -83,3 +83,19 @@ def test_preserved_circular_buffer_survives_a_restart(tmp_path: Path) -> None:
     again.timer_event(1e9)
     payload = decode_message(again.injected[0][0]).payload
     assert payload is not None and payload.endswith(b"\nnan\n1\n2\n")
+
+
+def test_a_plugin_reading_many_fields_gets_full_batches() -> None:
+    """400 messages x 40 projected fields exceed Lua's ~8000 arguments per call: still fine."""
+    from hindsight_py.message.writer import write_message
+
+    names = [f"f{i}" for i in range(40)]
+    reads = "\n".join(f'  total = total + (read_message("Fields[{n}]") or 0)' for n in names)
+    src = f"total = 0\nfunction process_message()\n{reads}\n  return 0\nend\nfunction timer_event() end\n".encode()
+    sb = Sandbox(src, "analysis", {"Logger": "analysis.wide"})
+    raw = write_message(None, 1, b"t", None, None, None, None, None, None, [(n.encode(), 3, None, [1.0]) for n in names])
+    from hindsight_py.message.decode import decode_message
+
+    res = sb.process_batch([(raw, decode_message(raw))] * 400)
+    assert res.processed == 400
+    assert sb.global_value("total") == 400 * 40
