@@ -243,6 +243,7 @@ class HindsightConfig:
     backpressure: int = 0
     backpressure_disk_free: int = 4
     prune_queues: bool = False  # hsp: delete fully consumed queue files (TOML default: true)
+    watchdog_timeout: int = 60  # hsp: seconds a plugin call may take before its worker is killed
     hostname: str = field(default_factory=default_hostname)
     input_defaults: PluginDefaults = field(default_factory=lambda: PluginDefaults.builtin("input"))
     analysis_defaults: PluginDefaults = field(default_factory=lambda: PluginDefaults.builtin("analysis"))

@@ -262,6 +262,8 @@ def build_hindsight_config(
     # hsp only: delete queue files every reader has finished (Hindsight leaves that to the
     # prune_input.lua plugin, so an unchanged Hindsight deployment keeps its behaviour).
     prune = t.boolean("prune_queues", True) if allow_hsp_keys else False
+    # hsp only: seconds one plugin call may run before its analysis worker is killed (0 = never).
+    watchdog = t.unsigned("watchdog_timeout", 60) if allow_hsp_keys else 60
     ipd = load_defaults(t.table("input_defaults"), "input", allow_hsp_keys=allow_hsp_keys)
     apd = load_defaults(t.table("analysis_defaults"), "analysis", allow_hsp_keys=allow_hsp_keys)
     opd = load_defaults(t.table("output_defaults"), "output", allow_hsp_keys=allow_hsp_keys)
@@ -290,6 +292,7 @@ def build_hindsight_config(
         backpressure=backpressure,
         backpressure_disk_free=backpressure_df,
         prune_queues=prune,
+        watchdog_timeout=watchdog,
         hostname=truncate_hostname(hostname) if hostname is not None else default_hostname(),
         input_defaults=ipd,
         analysis_defaults=apd,

@@ -71,6 +71,10 @@ class WorkerSpec:
     start: QueuePosition | None
     batch_mode: bool = False
     log_level: int = 6
+    # Shared with the supervisor's watchdog (multiprocessing RawValue/RawArray): when the call in
+    # progress started (CLOCK_MONOTONIC seconds, 0 = idle) and "<callback> <plugin name>".
+    busy_since: Any = None
+    busy_what: Any = None
 
 
 @dataclass
@@ -242,13 +246,26 @@ class _Worker:
                     self.plugins.remove(p)
 
     # -- processing ---------------------------------------------------------------------------
+    def _busy(self, what: str, p: _Plugin) -> None:
+        """Tell the watchdog which plugin call starts now (a C-level hang cannot be interrupted)."""
+        if self.spec.busy_since is not None:
+            self.spec.busy_what.value = f"{what} {p.cfg.name}".encode()[:255]
+            self.spec.busy_since.value = time.monotonic()
+
+    def _idle(self) -> None:
+        if self.spec.busy_since is not None:
+            self.spec.busy_since.value = 0.0
+
     def _timer(self, p: _Plugin, shutdown: bool = False) -> None:
         t0 = time.perf_counter_ns()
+        self._busy("timer_event", p)
         try:
             p.sb.timer_event(int(self._now()) * 1_000_000_000, shutdown)
         except Terminated as e:
             self._terminate(p, e.reason)
             return
+        finally:
+            self._idle()
         p.te_ns += time.perf_counter_ns() - t0
         p.te_count += 1
         if p.cfg.ticker_interval:
@@ -272,11 +289,14 @@ class _Worker:
             if not sel:
                 continue
             t0 = time.perf_counter_ns()
+            self._busy("process_message", p)
             try:
                 res = p.sb.process_batch(sel)
             except Terminated as e:
                 self._terminate(p, e.reason)
                 continue
+            finally:
+                self._idle()
             p.pm_ns += time.perf_counter_ns() - t0
             p.processed += len(sel)
             for _, code, message in res.statuses:

@@ -34,6 +34,7 @@ from hindsight_py.kernel.analysis_worker import WorkerSpec, worker_main
 from hindsight_py.kernel.input_runner import InputRunner
 from hindsight_py.kernel.loader import Loader
 from hindsight_py.kernel.output_runner import OutputRunner
+from hindsight_py.kernel.plugin_host import write_err
 from hindsight_py.kernel.stats import StatsWriter
 from hindsight_py.kernel.status import StatusThread
 from hindsight_py.queue import QueueWriter
@@ -82,6 +83,8 @@ class _WorkerHandle:
     plugins: list[PluginConfig]
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
     exited: bool = False
+    busy_since: Any = None  # shared with the worker: start of the plugin call in progress (0 = idle)
+    busy_what: Any = None  # "<callback> <plugin name>"
 
 
 class Kernel:
@@ -112,6 +115,7 @@ class Kernel:
         self._term_lock = threading.Lock()
         self.stats = StatsWriter(hcfg.output_path)
         self._bp_seen_id = -1
+        self._drain_to: QueuePosition | None = None  # batch mode: where the workers must read to
         self.backpressure = {
             q: Backpressure(q, hcfg.backpressure, hcfg.backpressure_disk_free) for q in ("input", "analysis")
         }
@@ -172,13 +176,9 @@ class Kernel:
             self.inputs.append(self.new_input(p, cp if not isinstance(cp, QueuePosition) else None))
 
         threads = assign_threads(by_type["analysis"], h.analysis_threads)
-        ctx = multiprocessing.get_context("spawn")
         for k in range(h.analysis_threads):
             mine = [p for p in by_type["analysis"] if threads[p.name] % h.analysis_threads == k]
-            parent, child = ctx.Pipe()
-            spec = WorkerSpec(h, k, mine, self._queue_start(f"input->analysis{k}"), self.batch, self.log_level)
-            proc = ctx.Process(target=worker_main, args=(spec, child), name=f"hsp-analysis{k}", daemon=True)
-            self.workers.append(_WorkerHandle(k, proc, parent, spec.start, mine))
+            self.workers.append(self._spawn_worker(k, mine, self._queue_start(f"input->analysis{k}")))
 
         for p in by_type["output"]:
             starts: dict[str, QueuePosition | None] = {}
@@ -210,6 +210,48 @@ class Kernel:
             self.hcfg, p, starts, inject=self._output_inject, log=self._plugin_log,
             on_terminated=self._terminated, batch_mode=self.batch, log_level=self.log_level,
         )
+
+    def _spawn_worker(self, k: int, plugins: list[PluginConfig], start: QueuePosition | None) -> _WorkerHandle:
+        """A worker process (not started yet) with its pipe and the watchdog's shared state."""
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        busy_since, busy_what = ctx.RawValue("d", 0.0), ctx.RawArray("c", 256)
+        spec = WorkerSpec(self.hcfg, k, plugins, start, self.batch, self.log_level, busy_since, busy_what)
+        proc = ctx.Process(target=worker_main, args=(spec, child), name=f"hsp-analysis{k}", daemon=True)
+        return _WorkerHandle(k, proc, parent, start, plugins, busy_since=busy_since, busy_what=busy_what)
+
+    def _check_watchdog(self) -> None:
+        """Kill a worker stuck in one plugin call, terminate that plugin, restart the worker.
+
+        The instruction limit cannot stop time spent inside C (a pathological pattern, an lpeg
+        grammar): only killing the process can. The restarted worker resumes from the position
+        it last reported, without the plugin that hung.
+        """
+        limit = self.hcfg.watchdog_timeout
+        if not limit:
+            return
+        now = time.monotonic()
+        for i, w in enumerate(self.workers):
+            since = w.busy_since.value if w.busy_since is not None else 0.0
+            if w.exited or not since or now - since < limit:
+                continue
+            what = w.busy_what.value.decode("utf-8", "replace")
+            callback, _, name = what.partition(" ")
+            w.process.kill()
+            w.process.join(5.0)
+            w.exited = True
+            reason = f"{callback}() exceeded the {limit} s watchdog (stuck outside Lua, e.g. in a pattern match)"
+            plugin = next((p for p in w.plugins if p.name == name), None)
+            if plugin is not None:
+                write_err(self.hcfg, plugin, reason)
+                self._terminated(plugin, reason)
+            rest = [p for p in w.plugins if p.name != name]
+            self.log.warning("restarting analysis worker", worker=w.thread, without=name)
+            nw = self._spawn_worker(w.thread, rest, w.position)
+            self.workers[i] = nw
+            nw.process.start()
+            if self._drain_to is not None:
+                nw.conn.send(("drain", self._drain_to))
 
     def _output_inject(self, pb: bytes) -> int:
         from hindsight_py.message.framing import frame
@@ -364,6 +406,7 @@ class Kernel:
             last_cp, last_stats = 0.0, time.monotonic()  # first checkpoint right after start
             while not self._stop.is_set():
                 self._poll_workers(0.1)
+                self._check_watchdog()
                 now = time.monotonic()
                 if now - last_cp >= 1.0:
                     self.write_checkpoints()
@@ -389,6 +432,8 @@ class Kernel:
         self.write_checkpoints()
         # 2. analysis: batch mode drains the input queue first
         input_end = self.input_writer.position()
+        if self.batch and not self._stop.is_set():
+            self._drain_to = input_end
         for w in self.workers:
             try:
                 w.conn.send(("drain", input_end) if self.batch and not self._stop.is_set() else ("stop",))
@@ -400,6 +445,7 @@ class Kernel:
             if deadline is not None and time.monotonic() > deadline:
                 break
             self._poll_workers(0.1)
+            self._check_watchdog()
             if time.monotonic() - last_cp >= 1.0:  # a long drain keeps persisting its progress
                 self.write_checkpoints()
                 last_cp = time.monotonic()
