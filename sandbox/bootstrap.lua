@@ -487,13 +487,6 @@ local pid = c_int(tonumber(CFG.Pid) or 0)
 local restricted = CFG.restricted_headers
 if type(restricted) ~= "boolean" then restricted = (PTYPE == "analysis") end
 
-local function header_string(v)
-  local t = type(v)
-  if t == "string" then return v end
-  if t == "number" then return tostring(v) end
-  return nil
-end
-
 local function header_number(v)
   if type(v) == "number" then return v end
   if type(v) == "string" then return tonumber(v) end
@@ -586,7 +579,7 @@ local function flatten(msg)
     if type(uuid) ~= "string" then uuid = nil end
     ts = header_number(msg.Timestamp)
   end
-  -- header_string / header_number inlined (one call per header is most of a small message's cost)
+  -- string/number header checks inlined (one call per header is most of a small message's cost)
   local out = flatbuf
   out[1], out[2] = uuid, ts
   local v = msg.Type

@@ -19,7 +19,6 @@ import functools
 import math
 import os
 import socket
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -907,6 +906,3 @@ class Sandbox:
         self._E = None
         self._rt = None
 
-
-def now_ns() -> int:
-    return time.time_ns()
