@@ -12,9 +12,10 @@ instead of sleeping a second (Hindsight's sleep caps a catching-up reader near 3
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from hindsight_py.checkpoint.cpfile import QueuePosition
 from hindsight_py.message.framing import DEFAULT_MAX_MESSAGE_SIZE, FrameScanner
@@ -118,20 +119,19 @@ class QueueReader:
         self._file_id = nxt
         self._scanner = self._new_scanner(0)
 
-    def read(self, max_records: int = 1000) -> list[tuple[bytes, Message, QueuePosition]]:
-        """Up to `max_records` records with the position after each; [] when caught up."""
-        out: list[tuple[bytes, Message, QueuePosition]] = []
+    def _read(self, max_records: int, take: Callable[[FrameScanner, int, int, bool], list[Any]]) -> list[Any]:
+        """The reading loop behind read_batch() and read_ends(): `take(scanner, file id, limit,
+        final)` turns buffered records into the caller's item shape."""
+        out: list[Any] = []
         while len(out) < max_records:
             if not self._open():
                 break
             sc = self._scanner
-            for raw, msg in sc.records():
-                assert msg is not None
-                out.append((raw, msg, QueuePosition(self._file_id, sc.offset)))
+            got = take(sc, self._file_id, max_records - len(out), False)
+            if got:
+                out.extend(got)
                 if len(out) >= max_records:
                     break
-            if len(out) >= max_records:
-                break
             assert self._fh is not None
             data = self._fh.read(self.chunk_size)
             if data:
@@ -139,9 +139,7 @@ class QueueReader:
                 continue
             if not self._finish_file():
                 break  # the newest file: wait for more
-            for raw, msg in sc.records(final=True):
-                assert msg is not None
-                out.append((raw, msg, QueuePosition(self._file_id, sc.offset)))
+            out.extend(take(sc, self._file_id, 1 << 62, True))
             self._account()
             self._next_file()
         self._account()
@@ -154,58 +152,21 @@ class QueueReader:
         The analysis workers' path: they only need `position` after the whole batch, so the
         scanner hands over its records in one call and no position object is built per record.
         """
-        out: list[tuple[bytes, Message]] = []
-        while len(out) < max_records:
-            if not self._open():
-                break
-            sc = self._scanner
-            got = sc.take(max_records - len(out))
-            if got:
-                out.extend(got)  # type: ignore[arg-type]
-                if len(out) >= max_records:
-                    break
-            assert self._fh is not None
-            data = self._fh.read(self.chunk_size)
-            if data:
-                sc.feed(data)
-                continue
-            if not self._finish_file():
-                break
-            out.extend(sc.take(1 << 62, final=True))  # type: ignore[arg-type]
-            self._account()
-            self._next_file()
-        self._account()
-        self.stats.records += len(out)
-        return out
+        return self._read(max_records, lambda sc, fid, limit, final: sc.take(limit, final))
 
     def read_ends(self, max_records: int = 500) -> list[tuple[bytes, Message, int, int]]:
         """Up to `max_records` records as (raw, message, file id, offset after it) ([] when caught
         up): read()'s positions without a QueuePosition per record (the output runners' path)."""
-        out: list[tuple[bytes, Message, int, int]] = []
-        while len(out) < max_records:
-            if not self._open():
-                break
-            sc = self._scanner
-            fid = self._file_id
-            got, ends = sc.take_ends(max_records - len(out))
-            if got:
-                out.extend([(r, m, fid, e) for (r, m), e in zip(got, ends)])  # type: ignore[misc]
-                if len(out) >= max_records:
-                    break
-            assert self._fh is not None
-            data = self._fh.read(self.chunk_size)
-            if data:
-                sc.feed(data)
-                continue
-            if not self._finish_file():
-                break
-            got, ends = sc.take_ends(1 << 62, final=True)
-            out.extend([(r, m, fid, e) for (r, m), e in zip(got, ends)])  # type: ignore[misc]
-            self._account()
-            self._next_file()
-        self._account()
-        self.stats.records += len(out)
-        return out
+
+        def take(sc: FrameScanner, fid: int, limit: int, final: bool) -> list[Any]:
+            got, ends = sc.take_ends(limit, final)
+            return [(r, m, fid, e) for (r, m), e in zip(got, ends)]
+
+        return self._read(max_records, take)
+
+    def read(self, max_records: int = 1000) -> list[tuple[bytes, Message, QueuePosition]]:
+        """Up to `max_records` records with the position after each; [] when caught up."""
+        return [(r, m, QueuePosition(fid, off)) for r, m, fid, off in self.read_ends(max_records)]
 
     def close(self) -> None:
         if self._fh is not None:
