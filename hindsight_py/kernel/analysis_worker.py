@@ -28,6 +28,7 @@ from typing import Any
 
 from hindsight_py.checkpoint.cpfile import QueuePosition
 from hindsight_py.config.model import HindsightConfig, PluginConfig
+from hindsight_py.kernel.stats import RunningStats
 from hindsight_py.kernel.plugin_host import create_sandbox, state_path, write_err
 from hindsight_py.matcher import compile_matcher
 from hindsight_py.message.framing import frame
@@ -91,6 +92,9 @@ class _Plugin:
     mm_ns: int = 0
     mm_count: int = 0
     restarts: int = 0  # how many times this plugin has been restarted (restart = N)
+    mm_stat: RunningStats = field(default_factory=RunningStats)  # per-message matcher ns
+    pm_stat: RunningStats = field(default_factory=RunningStats)  # per-message process_message ns
+    te_stat: RunningStats = field(default_factory=RunningStats)  # per-call timer_event ns
     skip_until: QueuePosition | None = None  # state already covers messages up to here
     skip_ids: set[int] = field(default_factory=set)  # id(raw) of this batch's covered records
 
@@ -266,8 +270,10 @@ class _Worker:
             return
         finally:
             self._idle()
-        p.te_ns += time.perf_counter_ns() - t0
+        dt = time.perf_counter_ns() - t0
+        p.te_ns += dt
         p.te_count += 1
+        p.te_stat.add(dt)
         if p.cfg.ticker_interval:
             p.next_tick = self._now() + p.cfg.ticker_interval
 
@@ -284,8 +290,11 @@ class _Worker:
             sel = pairs if p.always else [rm for rm in pairs if match(rm[1])]
             if p.skip_ids:
                 sel = [rm for rm in sel if id(rm[0]) not in p.skip_ids]
-            p.mm_ns += time.perf_counter_ns() - t0
+            dt = time.perf_counter_ns() - t0
+            p.mm_ns += dt
             p.mm_count += len(pairs)
+            if pairs and not p.always:
+                p.mm_stat.add(dt / len(pairs))
             if not sel:
                 continue
             t0 = time.perf_counter_ns()
@@ -297,8 +306,10 @@ class _Worker:
                 continue
             finally:
                 self._idle()
-            p.pm_ns += time.perf_counter_ns() - t0
+            dt = time.perf_counter_ns() - t0
+            p.pm_ns += dt
             p.processed += len(sel)
+            p.pm_stat.add(dt / len(sel))
             for _, code, message in res.statuses:
                 if message:
                     self._send(("log", "warning", p.cfg.name, f"received: {code} msg: {message}"))
@@ -352,11 +363,17 @@ class _Worker:
                 "mm_avg": p.mm_ns // p.mm_count if p.mm_count else 0,
                 "pm_avg": p.pm_ns // p.processed if p.processed else 0,
                 "te_avg": p.te_ns // p.te_count if p.te_count else 0,
+                "mm_sd": int(p.mm_stat.sd),
+                "pm_sd": int(p.pm_stat.sd),
+                "te_sd": int(p.te_stat.sd),
+                "mm_ns": p.mm_ns,
+                "pm_ns": p.pm_ns,
+                "te_ns": p.te_ns,
             }
         r = self.reader.stats
         if not any(p.cfg.preserve_data for p in self.plugins):
             self.safe_position = self.reader.position
-        self._send(("status", self.spec.thread, self.safe_position, stats, r.discarded_bytes, r.corrupt_runs))
+        self._send(("status", self.spec.thread, self.safe_position, stats, r.discarded_bytes, r.corrupt_runs, r.records))
 
     def _control(self, timeout: float) -> None:
         while self.conn.poll(timeout):

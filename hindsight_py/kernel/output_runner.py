@@ -31,6 +31,7 @@ from typing import Any
 
 from hindsight_py.checkpoint.cpfile import QueuePosition
 from hindsight_py.config.model import HindsightConfig, PluginConfig
+from hindsight_py.kernel.stats import RunningStats
 from hindsight_py.kernel.plugin_host import create_sandbox, write_err
 from hindsight_py.matcher import compile_matcher
 from hindsight_py.message.model import Message
@@ -53,6 +54,8 @@ class OutputStats:
     mm_count: int = 0
     te_ns: int = 0
     te_count: int = 0
+    pm_stat: RunningStats = field(default_factory=RunningStats)  # per-message process_message ns
+    te_stat: RunningStats = field(default_factory=RunningStats)  # per-call timer_event ns
 
 
 class OutputRunner(threading.Thread):
@@ -228,8 +231,10 @@ class OutputRunner(threading.Thread):
             else:
                 self._terminate(e.reason)
             return
-        self.stats.te_ns += time.perf_counter_ns() - t0
+        dt = time.perf_counter_ns() - t0
+        self.stats.te_ns += dt
         self.stats.te_count += 1
+        self.stats.te_stat.add(dt)
         self.next_tick = self._now() + self.plugin.ticker_interval
 
     def _terminate(self, reason: str) -> None:
@@ -256,8 +261,11 @@ class OutputRunner(threading.Thread):
                 res = sb.output_batch(records, self._seq, bool(ring))
             finally:
                 deferred, self._deferred = self._deferred, None
-            self.stats.pm_ns += time.perf_counter_ns() - t0
+            dt = time.perf_counter_ns() - t0
+            self.stats.pm_ns += dt
             self.stats.processed += res.processed
+            if res.processed:
+                self.stats.pm_stat.add(dt / res.processed)
             statuses = res.statuses
             terminated = res.terminated
         else:

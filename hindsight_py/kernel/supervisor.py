@@ -83,6 +83,7 @@ class _WorkerHandle:
     plugins: list[PluginConfig]
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
     exited: bool = False
+    read: int = 0  # records the worker has read from the input queue
     busy_since: Any = None  # shared with the worker: start of the plugin call in progress (0 = idle)
     busy_what: Any = None  # "<callback> <plugin name>"
 
@@ -277,6 +278,8 @@ class Kernel:
         kind = msg[0]
         if kind == "status":
             w.position, w.stats = msg[2], msg[3]
+            if len(msg) > 6:
+                w.read = msg[6]
         elif kind == "terminated" or kind == "failed":
             name, reason = msg[1], msg[2]
             plugin = next((p for p in w.plugins if p.name == name), None)
@@ -373,6 +376,8 @@ class Kernel:
                     "mm_avg": o.stats.mm_ns // o.stats.mm_count if o.stats.mm_count else 0,
                     "pm_avg": o.stats.pm_ns // o.stats.processed if o.stats.processed else 0,
                     "te_avg": o.stats.te_ns // o.stats.te_count if o.stats.te_count else 0,
+                    "pm_sd": int(o.stats.pm_stat.sd), "te_sd": int(o.stats.te_stat.sd),
+                    "mm_ns": o.stats.mm_ns, "pm_ns": o.stats.pm_ns, "te_ns": o.stats.te_ns,
                 }
         self.stats.write(rows, {f"analysis{w.thread}": w for w in self.workers})
 
