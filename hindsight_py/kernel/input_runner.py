@@ -72,9 +72,9 @@ class InputRunner(threading.Thread):
             self.stop_event.set()
 
     def _inject(self, pb: bytes | None, cp: Any) -> int:
-        if self.stop_event.is_set() and time.monotonic() - self._stop_requested_at > STOP_GRACE:
+        if self._stop_requested_at and time.monotonic() - self._stop_requested_at > STOP_GRACE:
             raise ShuttingDown()
-        if isinstance(cp, bytes):
+        if cp.__class__ is bytes:
             cp = cp.decode("utf-8", "surrogateescape")
         with self._lock:
             if pb is not None:

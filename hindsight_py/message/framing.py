@@ -59,9 +59,18 @@ def frame_header(msg_len: int) -> bytes:
     return b"\x1e" + bytes((len(v) + 1,)) + b"\x08" + v + b"\x1f"
 
 
+_HEADERS: dict[int, bytes] = {}
+
+
 def frame(raw: bytes) -> bytes:
     """One framed record (header + protobuf), as written to queue files and by read_message('framed')."""
-    return frame_header(len(raw)) + raw
+    n = len(raw)
+    h = _HEADERS.get(n)
+    if h is None:
+        h = frame_header(n)
+        if n < 65536:  # message sizes repeat: keep their headers (bounded by max_message_size)
+            _HEADERS[n] = h
+    return h + raw
 
 
 def _header_length(buf: bytes, start: int, hlen: int, max_message_size: int) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,6 +33,9 @@ class QueueWriter:
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
         self.output_size = output_size
         self._lock_fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o640)
+        # flock excludes other processes only: threads of this process (input runners, output
+        # injections) share this writer and are serialised here.
+        self._thread_lock = threading.Lock()
         self._fd = -1
         self.file_id = -1
         self.rolled = 0  # number of rolls this writer performed (backpressure checks hook here)
@@ -45,17 +49,20 @@ class QueueWriter:
         self.file_id = file_id
 
     class _Lock:
-        def __init__(self, fd: int) -> None:
+        def __init__(self, fd: int, thread_lock: threading.Lock) -> None:
             self.fd = fd
+            self.thread_lock = thread_lock
 
         def __enter__(self) -> None:
+            self.thread_lock.acquire()
             fcntl.flock(self.fd, fcntl.LOCK_EX)
 
         def __exit__(self, *exc: object) -> None:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
+            self.thread_lock.release()
 
     def _locked(self) -> QueueWriter._Lock:
-        return QueueWriter._Lock(self._lock_fd)
+        return QueueWriter._Lock(self._lock_fd, self._thread_lock)
 
     def append_framed(self, data: bytes) -> QueuePosition:
         """Append already framed records; returns the writer position after them."""

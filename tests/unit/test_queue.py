@@ -197,3 +197,31 @@ def test_every_reported_position_resumes_exactly_across_files(tmp_path: Path) ->
     for i, (_, _, pos) in enumerate(records):
         rest = [raw for raw, _, _ in QueueReader(tmp_path, pos).read(1000)]
         assert rest == RAWS[i + 1 : 30], i
+
+
+def test_threads_sharing_one_writer(tmp_path: Path) -> None:
+    """Input runners are threads sharing the input queue writer: appends and rolls must not race."""
+    import threading
+
+    w = QueueWriter(tmp_path, output_size=2000)
+    barrier = threading.Barrier(4)
+
+    def worker(k: int) -> None:
+        barrier.wait()
+        for i in range(300):
+            w.append([RAWS[(k * 13 + i) % len(RAWS)]])
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    w.close()
+    r = QueueReader(tmp_path)
+    got = read_all(r)
+    assert sorted(got) == sorted(RAWS[(k * 13 + i) % len(RAWS)] for k in range(4) for i in range(300))
+    assert r.stats.discarded_bytes == 0
+    ids = file_ids(tmp_path)
+    assert ids == list(range(len(ids)))  # consecutive files: no double roll
+    for i in ids[:-1]:
+        assert (tmp_path / f"{i}.log").stat().st_size >= 2000  # no file rolled early and left short
