@@ -74,6 +74,18 @@ def load_configuration(path: str | os.PathLike[str]) -> tuple[HindsightConfig, l
     return hcfg, plugins
 
 
+def _write_nonblocking(fd: int, data: bytes) -> None:
+    """Best-effort write that never blocks (used on the forced-exit path)."""
+    try:
+        import fcntl
+
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        os.write(fd, data)
+    except OSError:
+        pass
+
+
 @dataclass
 class _WorkerHandle:
     thread: int
@@ -388,12 +400,14 @@ class Kernel:
         def handler(signum: int, frame: Any) -> None:
             self._signals += 1
             if self._signals > 1:
-                self.log.error("forced stop signal received")
-                for w in self.workers:  # no orphans: they would keep running (and our pipes open)
+                # Nothing on this path may block: not even the log line (stderr may be a pipe
+                # nobody reads any more). Workers first, so none is orphaned.
+                for w in self.workers:
                     try:
                         w.process.kill()
                     except Exception:  # noqa: BLE001,S110 - best effort on the way out
                         pass
+                _write_nonblocking(2, b'{"event": "forced stop signal received", "level": "error"}\n')
                 os._exit(1)
             self.log.info("stop signal received", signal=signal.Signals(signum).name)
             self._stop.set()
