@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -64,7 +64,7 @@ def load_configuration(path: str | os.PathLike[str]) -> tuple[HindsightConfig, l
     from hindsight_py.config.lua_cfg import load_hindsight_cfg, load_plugin_cfg, plugin_cfg_files
 
     hcfg = load_hindsight_cfg(p)
-    plugins: list[PluginConfig] = []
+    plugins = []
     for ptype in ("input", "analysis", "output"):
         run_dir = hcfg.run_dir(ptype)  # type: ignore[arg-type]
         if not run_dir.is_dir():
@@ -278,11 +278,12 @@ class Kernel:
         if not conns:
             time.sleep(timeout)
             return
-        for conn in wait(list(conns), timeout):
-            w = conns[conn]  # type: ignore[index]
+        for ready in wait(list(conns), timeout):
+            conn = cast(Connection, ready)  # wait() returns what it was given: our pipe ends
+            w = conns[conn]
             try:
-                while conn.poll():  # type: ignore[union-attr]
-                    self._on_worker_message(w, conn.recv())  # type: ignore[union-attr]
+                while conn.poll():
+                    self._on_worker_message(w, conn.recv())
             except (EOFError, OSError):
                 w.exited = True
 
@@ -413,7 +414,12 @@ class Kernel:
             self._stop.set()
 
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        return lambda: [signal.signal(s, h) for s, h in old.items()]  # type: ignore[func-returns-value]
+
+        def restore() -> None:
+            for sig, previous in old.items():
+                signal.signal(sig, previous)
+
+        return restore
 
     def run(self) -> int:
         self._prepare()

@@ -73,7 +73,7 @@ def frame(raw: bytes) -> bytes:
     return h + raw
 
 
-def _header_length(buf: bytes, start: int, hlen: int, max_message_size: int) -> int:
+def _header_length(buf: bytes | bytearray, start: int, hlen: int, max_message_size: int) -> int:
     """Decode the framing header's message_length the way lua_sandbox's decode_header does.
 
     Returns 0 when the header is invalid. Only field 1 is read; trailing HMAC fields are ignored.

@@ -32,7 +32,7 @@ def _import_engine() -> ModuleType:
         from lupa import lua51
     finally:
         sys.setdlopenflags(old)
-    return lua51
+    return lua51  # type: ignore[no-any-return]
 
 
 _force_utc()

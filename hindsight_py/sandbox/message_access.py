@@ -124,11 +124,11 @@ def slot_builder(names: Sequence[bytes]) -> Callable[[bytes, Message], tuple[Any
         found = 0
         seen: set[bytes] = set()
         for f in m.fields:
-            i = field_slot.get(f.name)
-            if i is not None and f.name not in seen:
+            slot = field_slot.get(f.name)
+            if slot is not None and f.name not in seen:
                 seen.add(f.name)
                 vals = f.values
-                out[i] = vals[0] if vals else None
+                out[slot] = vals[0] if vals else None
                 found += 1
                 if found == nfields:
                     break

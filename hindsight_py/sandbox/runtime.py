@@ -358,7 +358,7 @@ class Sandbox:
         self._host_abort: BaseException | None = None  # KeyboardInterrupt & co. seen by _host_error
         self._batch: Sequence[tuple[bytes, Message]] = ()
         self._matchers: list[Callable[[Message], bool]] = []
-        self._readers: list[_StreamReader] = []
+        self._readers: list[StreamReader] = []
         self._pm_limit = int(cfg.get("process_message_inject_limit", -1)) if self.plugin_type is PluginType.ANALYSIS else -1
         self._te_limit = int(cfg.get("timer_event_inject_limit", -1)) if self.plugin_type is PluginType.ANALYSIS else -1
         self.checkpoint_index = 0
