@@ -102,8 +102,10 @@ local tripped = false
 local function sticky()
   error("instruction_limit exceeded", 0)
 end
+local ins_max = 0                   -- largest per-call count seen (in STEP units: a lower bound)
 local function tick()
   used = used + STEP
+  if used > ins_max then ins_max = used end
   if used > ins_limit then
     tripped = true
     STATE.tripped = true
@@ -1600,7 +1602,7 @@ function E.take_output()
 end
 
 function E.stats()
-  return ob_max
+  return ob_max, ins_max
 end
 
 function E.reset_output_max()

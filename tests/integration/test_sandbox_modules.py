@@ -99,3 +99,25 @@ def test_a_plugin_reading_many_fields_gets_full_batches() -> None:
     res = sb.process_batch([(raw, decode_message(raw))] * 400)
     assert res.processed == 400
     assert sb.global_value("total") == 400 * 40
+
+
+def test_max_instructions_statistic_counts_the_longest_call() -> None:
+    from hindsight_py.message.writer import write_message
+
+    src = b"""
+function process_message()
+  local n = read_message("Fields[n]")
+  local x = 0
+  for i = 1, n do x = x + i end
+  return 0
+end
+function timer_event() end
+"""
+    sb = Sandbox(src, "analysis", {"Logger": "analysis.work"})
+    assert sb.stats.instruction_max == 0
+    for n in (10, 50_000, 100):
+        raw = write_message(None, 1, b"t", None, None, None, None, None, None, [(b"n", 3, None, [float(n)])])
+        sb.process_message(raw)
+    # a 50,000-iteration loop is ~200k VM instructions; counted in steps of 1000 (a lower bound)
+    assert 100_000 <= sb.stats.instruction_max <= 400_000
+    assert sb.stats.instruction_max % 1000 == 0
