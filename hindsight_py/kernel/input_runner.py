@@ -19,7 +19,7 @@ from hindsight_py.config.model import HindsightConfig, PluginConfig
 from hindsight_py.kernel.plugin_host import create_sandbox, write_err
 from hindsight_py.message.framing import frame
 from hindsight_py.queue import QueueWriter
-from hindsight_py.sandbox import SandboxError, Terminated
+from hindsight_py.sandbox import Sandbox, SandboxError, Terminated
 
 __all__ = ["InputRunner"]
 
@@ -65,6 +65,7 @@ class InputRunner(threading.Thread):
         self.terminated: str | None = None
         self.finished = threading.Event()
         self.injected = 0
+        self.sb: Sandbox | None = None  # the plugin's sandbox while it runs (stats for plugins.tsv)
 
     def request_stop(self) -> None:
         if not self.stop_event.is_set():
@@ -115,7 +116,7 @@ class InputRunner(threading.Thread):
 
     def _run(self) -> None:
         try:
-            sb = create_sandbox(
+            sb = self.sb = create_sandbox(
                 self.hcfg,
                 self.plugin,
                 log_level=self.log_level,

@@ -375,7 +375,15 @@ class Kernel:
         rows: dict[str, dict[str, int]] = {}
         for r in self.inputs:
             if not r.finished.is_set():
-                rows[r.plugin.name] = {"im_cnt": r.injected}
+                row = {"im_cnt": r.injected}
+                if r.sb is not None:
+                    s = r.sb.stats
+                    row.update(
+                        im_bytes=s.inject_message_bytes, pm_cnt=s.process_message_count,
+                        pm_failures=s.process_message_failures, mem_cur=s.memory_current,
+                        mem_max=s.memory_max, out_max=s.output_max, ins_max=s.instruction_max,
+                    )
+                rows[r.plugin.name] = row
         for w in self.workers:
             rows.update(w.stats)
         for o in self.outputs:
