@@ -357,14 +357,16 @@ end
 -- Methods
 ------------------------------------------------------------------------------------------------
 
-local function add_slow(...)
+-- add/set with anything unusual: the C module's checks, in its order, with its messages. Called
+-- directly by the method (the error levels count on that depth).
+local function slow_args(name, ...)
   local n = select("#", ...)
   local self, ns, col, v = ...
-  local st = checkcb(2, "add", n, self, 4)
-  ns = checknumber(2, "add", n, 2, ns)
+  local st = checkcb(2, name, n, self, 4)
+  ns = checknumber(2, name, n, 2, ns)
   local row = check_row(st, ns, true)
-  local c = checkcolumn(2, "add", n, 3, col, st)
-  v = checknumber(2, "add", n, 4, v)
+  local c = checkcolumn(2, name, n, 3, col, st)
+  v = checknumber(2, name, n, 4, v)
   return row, st, c, v
 end
 
@@ -389,7 +391,7 @@ function methods.add(...)
     end
     if row == -2 then row = check_row(st, ns, true) end
   else
-    row, st, c, v = add_slow(...)
+    row, st, c, v = slow_args("add", ...)
   end
   if row == -1 then return nil end
   local i = row * st.cols + c
@@ -417,17 +419,6 @@ function methods.add(...)
   return new
 end
 
-local function set_slow(...)
-  local n = select("#", ...)
-  local self, ns, col, v = ...
-  local st = checkcb(2, "set", n, self, 4)
-  ns = checknumber(2, "set", n, 2, ns)
-  local row = check_row(st, ns, true)
-  local c = checkcolumn(2, "set", n, 3, col, st)
-  v = checknumber(2, "set", n, 4, v)
-  return row, st, c, v
-end
-
 function methods.set(...)
   local self, ns, col, v = ...
   local st = S[self]
@@ -449,7 +440,7 @@ function methods.set(...)
     end
     if row == -2 then row = check_row(st, ns, true) end
   else
-    row, st, c, v = set_slow(...)
+    row, st, c, v = slow_args("set", ...)
   end
   if row == -1 then return nil end
   local i = row * st.cols + c

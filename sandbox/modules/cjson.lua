@@ -604,13 +604,19 @@ function M.encode_max_depth(...)
   return r
 end
 
-function M.decode_max_depth(...)
-  local e = check_count("decode_max_depth", select("#", ...), 1, "number expected, got no value")
-  if e then raise("decode_max_depth", e) end
-  local ok, r = pcall(decode_max_depth, ...)
-  if not ok then raise("decode_max_depth", r) end
-  return r
+-- A setting that is only the C function's: check the argument count as the fork does, call it,
+-- re-raise its error under the setting's name.
+local function c_setting(name, cfn, missing)
+  return function(...)
+    local e = check_count(name, select("#", ...), 1, missing)
+    if e then raise(name, e) end
+    local ok, r = pcall(cfn, ...)
+    if not ok then raise(name, r) end
+    return r
+  end
 end
+
+M.decode_max_depth = c_setting("decode_max_depth", decode_max_depth, "number expected, got no value")
 
 function M.encode_number_precision(...)
   local name = "encode_number_precision"
@@ -641,14 +647,7 @@ function M.encode_invalid_numbers(...)
   return r
 end
 
-function M.decode_invalid_numbers(...)
-  local name = "decode_invalid_numbers"
-  local e = check_count(name, select("#", ...), 1, "string expected, got no value")
-  if e then raise(name, e) end
-  local ok, r = pcall(decode_invalid_numbers, ...)
-  if not ok then raise(name, r) end
-  return r
-end
+M.decode_invalid_numbers = c_setting("decode_invalid_numbers", decode_invalid_numbers, "string expected, got no value")
 
 function M.decode_null(...)
   local name = "decode_null"
