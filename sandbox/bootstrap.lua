@@ -72,6 +72,7 @@ local host_hsr_new, host_hsr_find, host_hsr_decode, host_hsr_read, host_hsr_raw 
     guard(HOST.hsr_new), guard(HOST.hsr_find), guard(HOST.hsr_decode), guard(HOST.hsr_read), guard(HOST.hsr_raw)
 local host_hsr_append = guard(HOST.hsr_append)
 local host_encode = guard(HOST.encode_message)
+local host_io_module = guard(HOST.io_module)   -- nil in analysis sandboxes
 local host_frame = guard(HOST.frame)
 
 -- Hardening of the real runtime (it is private to this plugin). -----------------------------------
@@ -1229,6 +1230,24 @@ local function sandbox_require(name)
     if m == nil then m = true end
     loaded[name] = finish_module(name, m)
     return loaded[name]
+  end
+  local io_src = host_io_module and MODS["io." .. name]
+  if io_src then
+    -- A Python-backed io module (hindsight_py/iomods): its Lua face runs in TENV and is the only
+    -- holder of the guarded callbacks; like a lua_sandbox C module it registers its global.
+    local api = host_io_module(name)
+    if api then
+      local guarded = {}
+      for k, f in pairs(api) do guarded[k] = guard(f) end
+      local chunk, err = loadstring(io_src, "=io." .. name)
+      if not chunk then error(err, 0) end
+      real_setfenv(chunk, TENV)
+      m = chunk(H, guarded, name)
+      if m == nil then m = true end
+      loaded[name] = finish_module(name, m)
+      env[name] = loaded[name]
+      return loaded[name]
+    end
   end
   if CFG.path == nil then
     error("no 'path' configuration was specified for the sandbox; external modules have been disabled", 0)

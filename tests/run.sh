@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: LPeg and cjson for Lua 5.1 (sandbox modules), Lua 5.1 itself for reference checks.
+# System packages: LPeg and cjson for Lua 5.1 (sandbox modules); Chromium for the dashboard tests.
 need_apt=()
-for pkg in lua-lpeg lua-cjson; do
+for pkg in lua-lpeg lua-cjson chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

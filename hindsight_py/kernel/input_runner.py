@@ -95,15 +95,23 @@ class InputRunner(threading.Thread):
 
     def flush(self) -> CheckpointValue | None:
         """Write buffered messages; returns the checkpoint now safe to persist."""
+        sb = self.sb
         with self._lock:
             data = b"".join(self._buf)
             self._buf.clear()
             self._buf_bytes = 0
             cp = self._pending_cp
+            # io modules (Kafka offsets, HTTP acknowledgements) learn what this write covers
+            commits = sb.io_context.prepare_flush() if sb is not None else []
             if data:
                 self.writer.append_framed(data)
             self.committed = cp
-            return cp
+        for commit in commits:
+            try:
+                commit()
+            except Exception as e:  # noqa: BLE001 - an io module's bug must not stop the flush
+                self._log("warning", self.plugin.name, f"io module commit failed: {type(e).__name__}: {e}")
+        return cp
 
     def run(self) -> None:
         try:
@@ -124,6 +132,7 @@ class InputRunner(threading.Thread):
                 is_running=lambda: not self.stop_event.is_set(),
                 on_print=lambda line: self._log("debug", self.plugin.name, line),
                 on_log=lambda text: self._log("warning", self.plugin.name, text),
+                io_flush=self.flush,
             )
         except Exception as e:  # noqa: BLE001 - any creation failure is this plugin's failure
             self._fail(str(e) or type(e).__name__)

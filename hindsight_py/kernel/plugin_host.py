@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hindsight_py.config.model import HindsightConfig, PluginConfig, rtc_path, runtime_config, runtime_config_text
+from hindsight_py.iomods import IoContext
 from hindsight_py.sandbox import Sandbox
 
 __all__ = ["create_sandbox", "err_path", "write_err", "state_path"]
@@ -59,6 +60,17 @@ def create_sandbox(
     source = plugin.lua_file.read_bytes()
     state = state_path(hcfg, plugin) if plugin.preserve_data else None
     on_log: Callable[[str], None] | None = callbacks.pop("on_log", None)
+    io_flush: Callable[[], None] | None = callbacks.pop("io_flush", None)
+    is_running: Callable[[], bool] = callbacks.get("is_running") or (lambda: True)
+    io_context = IoContext(
+        plugin.name,
+        plugin.type,
+        cfg,
+        output_path=hcfg.output_path,
+        log=lambda level, text: on_log(f"{level}: {text}") if on_log else None,
+        is_running=is_running,
+        flush=io_flush or (lambda: None),
+    )
     return Sandbox(
         source,
         plugin.type,
@@ -66,5 +78,6 @@ def create_sandbox(
         chunkname=str(plugin.lua_file),
         state_file=state,
         on_log=on_log,
+        io_context=io_context,
         **callbacks,
     )

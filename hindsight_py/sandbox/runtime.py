@@ -25,6 +25,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from hindsight_py.iomods.context import IoContext
+from hindsight_py.iomods.registry import IO_MODULES, resolve
 from hindsight_py.message.decode import DecodeError, decode_message
 from hindsight_py.message.framing import FrameScanner, frame
 from hindsight_py.message.model import Message
@@ -297,7 +299,7 @@ def _host_modules() -> dict[bytes, bytes]:
     """Sources of the host-provided Lua modules (sandbox/lib, sandbox/modules)."""
     root = sandbox_dir()
     mods: dict[bytes, bytes] = {}
-    for sub, prefix in (("lib", "lib."), ("modules", "")):
+    for sub, prefix in (("lib", "lib."), ("modules", ""), ("io", "io.")):
         d = root / sub
         if d.is_dir():
             for p in sorted(d.glob("*.lua")):
@@ -328,6 +330,8 @@ class Sandbox:
         on_update_checkpoint: Callable[[Any, int], int | None] | None = None,
         state_file: str | os.PathLike[str] | None = None,
         on_log: Callable[[str], None] | None = None,
+        io_context: IoContext | None = None,
+        io_modules: Mapping[str, Any] | None = None,
     ) -> None:
         self.plugin_type = PluginType(plugin_type)
         self.source = source
@@ -362,6 +366,9 @@ class Sandbox:
         self._pm_limit = int(cfg.get("process_message_inject_limit", -1)) if self.plugin_type is PluginType.ANALYSIS else -1
         self._te_limit = int(cfg.get("timer_event_inject_limit", -1)) if self.plugin_type is PluginType.ANALYSIS else -1
         self.checkpoint_index = 0
+        self.io_context = io_context or IoContext(self.name, self.plugin_type.value, cfg)
+        self._io_modules = IO_MODULES if io_modules is None else io_modules
+        self._io_open: list[Any] = []  # io module instances, closed with the sandbox
         self._create()
 
     @classmethod
@@ -371,6 +378,13 @@ class Sandbox:
 
     # -- creation ---------------------------------------------------------------------------
     def _create(self) -> None:
+        try:
+            self._create_once()
+        except BaseException:
+            self._close_io()
+            raise
+
+    def _create_once(self) -> None:
         try:
             self._build_runtime()
         except SandboxError as e:
@@ -413,6 +427,7 @@ class Sandbox:
                 b"hostname": socket.gethostname().encode(),
                 b"host_error": self._host_error,
                 b"c_module_path": engine.c_module_path(),
+                b"io_module": self._host_io_module if self.plugin_type is not PluginType.ANALYSIS else None,
             }
         )
         cfg = _to_lua(rt, self.config)
@@ -501,7 +516,16 @@ class Sandbox:
         self.terminated = reason
         self._E = None
         self._rt = None
+        self._close_io()
         return Terminated(reason)
+
+    def _close_io(self) -> None:
+        opened, self._io_open = self._io_open, []
+        for mod in reversed(opened):
+            try:
+                mod.close()
+            except Exception as e:  # noqa: BLE001 - closing must not take the host down
+                self._on_log(f"io module close failed: {type(e).__name__}: {e}")
 
     def _sample_memory(self) -> None:
         rt = self._rt
@@ -545,6 +569,36 @@ class Sandbox:
             return res
 
         return call
+
+    def _host_io_module(self, name: bytes) -> Any:
+        """`require "<name>"` of an io module: its callbacks as a Lua table, or nil if unknown."""
+        spec = self._io_modules.get(_s(name))
+        if spec is None:
+            return None
+        mod = resolve(spec)(self.io_context)
+        self._io_open.append(mod)
+        api = {k.encode(): self._sized(self._plain_results(fn)) for k, fn in mod.lua_api().items()}
+        return self._rt.table_from(api)
+
+    def _plain_results(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Only plain values cross from an io module into Lua (see IoModule.lua_api)."""
+
+        def call(*args: Any) -> Any:
+            res = fn(*args)
+            if type(res) is tuple:
+                return tuple(self._plain(v) for v in res)
+            return self._plain(res)
+
+        return call
+
+    def _plain(self, v: Any) -> Any:
+        if v is None or type(v) in (bool, int, float, bytes):
+            return v
+        if type(v) is str:
+            return v.encode()
+        if isinstance(v, (dict, list, tuple)):
+            return _to_lua(self._rt, v)
+        raise TypeError(f"io module returned a {type(v).__name__}")
 
     def _host_inject(self, pb: bytes | None, cp: Any = None) -> int:
         # Return codes are lua_sandbox's lsb_heka_im_rv: 0 success, 1 error, 2 checkpoint, 3 limit.
@@ -909,4 +963,5 @@ class Sandbox:
                 self._state_file.unlink()
         self._E = None
         self._rt = None
+        self._close_io()
 
