@@ -39,6 +39,9 @@ class IoContext:
     log: Callable[[str, str], None] = lambda level, text: None
     is_running: Callable[[], bool] = lambda: True
     flush: Callable[[], None] = _no_flush
+    # True while the kernel holds inputs back (queue too far ahead of its readers, disk low):
+    # an edge answers 503 instead of accepting what it could only buffer in memory.
+    backpressure: Callable[[], bool] = lambda: False
     listeners: list[FlushListener] = field(default_factory=list)
 
     def add_flush_listener(self, listener: FlushListener) -> None:

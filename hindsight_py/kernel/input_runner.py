@@ -133,6 +133,7 @@ class InputRunner(threading.Thread):
                 on_print=lambda line: self._log("debug", self.plugin.name, line),
                 on_log=lambda text: self._log("warning", self.plugin.name, text),
                 io_flush=self.flush,
+                io_backpressure=self._backpressure,
             )
         except Exception as e:  # noqa: BLE001 - any creation failure is this plugin's failure
             self._fail(str(e) or type(e).__name__)
