@@ -127,6 +127,16 @@ class Loader:
         self._lock = threading.Lock()
         self._restarts: list[_Restart] = []
         self._attempts: dict[str, int] = {}  # restarts done since the plugin's cfg was loaded
+        self._added: dict[int, int] = {}  # analysis plugins placed per worker since the last stats
+        self._added_at = 0.0
+
+    @property
+    def _added_since_stats(self) -> dict[int, int]:
+        measured = self.k.stats.measured_at
+        if measured != self._added_at:
+            self._added_at = measured
+            self._added = {}
+        return self._added
 
     # -- the main loop's hook ------------------------------------------------------------------
     def tick(self) -> None:
@@ -198,9 +208,15 @@ class Loader:
     def _load_cfg(self, ptype: PluginType, path: Path, short: str) -> None:
         run = self.hcfg.run_dir(ptype)
         full = f"{ptype}.{short}"
+        # an .off/.err plugin may come back on any thread (§7.4); remembered before they go
+        was_stopped = any((run / (short + ext)).exists() for ext in (".off", ".err"))
         for ext in (".off", ".err"):
             (run / (short + ext)).unlink(missing_ok=True)
         target = run / (short + ".cfg")
+        try:
+            previous: bytes | None = target.read_bytes()
+        except OSError:
+            previous = None
         os.replace(path, target)
         self._cancel_restarts(full)
         self.log.info("load directory: loading", plugin=full)
@@ -215,7 +231,16 @@ class Loader:
             self._stop(ptype, full, keep_checkpoints=True)
             return
         if ptype == "analysis":
-            self._load_analysis(cfg)
+            refusal = self._load_analysis(cfg, was_stopped=was_stopped)
+            if refusal is not None:
+                # the running instance (if any) keeps running with the cfg it was started with
+                self.log.error("load directory: refused", plugin=full, reason=refusal)
+                running = any(p.name == full for p in self.k.plugins)
+                if running and previous is not None:
+                    target.write_bytes(previous)
+                else:
+                    target.unlink(missing_ok=True)
+                    write_err(self.hcfg, cfg, refusal)
             return
         if not self._stop(ptype, full, keep_checkpoints=True):
             self.log.error("stop request pending: not started", plugin=full)
@@ -319,32 +344,48 @@ class Loader:
             o.start()
         self._set_plugin(cfg, cfg.name)
 
-    def _load_analysis(self, cfg: PluginConfig) -> None:
-        """Replace or add an analysis plugin; the worker swaps it between two batches."""
+    def _load_analysis(self, cfg: PluginConfig, *, was_stopped: bool = False) -> str | None:
+        """Replace or add an analysis plugin; the worker swaps it between two batches.
+
+        Returns the reason when the load is refused (§7.4): a cfg naming another thread than
+        the one the plugin runs on (its state and position belong to that worker's reader), or
+        no thread under `analysis_utilization_limit` for a plugin without an assignment."""
+        from hindsight_py.config.lua_cfg import read_rtc_thread
+
         k = self.k
         n = len(k.workers)
         if n == 0:
-            return
+            return None
         live = [w for w in k.workers if not w.exited]
         current = next((w for w in live if any(p.name == cfg.name for p in w.plugins)), None)
+        prev = None if was_stopped else read_rtc_thread(rtc_path(self.hcfg, cfg.name))
+        here = current.thread if current is not None else (prev % n if prev is not None else None)
         if cfg.thread is not None:
+            if here is not None and cfg.thread % n != here:
+                return "plugin cannot be restarted on a different thread"
             target = k.workers[cfg.thread % n]
         elif current is not None:
             target = current  # same worker: same queue position, so nothing skipped or repeated
+        elif prev is not None and not k.workers[prev % n].exited:
+            target = k.workers[prev % n]
         else:
-            from hindsight_py.config.lua_cfg import read_rtc_thread
-
-            prev = read_rtc_thread(rtc_path(self.hcfg, cfg.name))
-            if prev is not None and not k.workers[prev % n].exited:
-                target = k.workers[prev % n]
-            else:
-                target = min(live or k.workers, key=lambda w: len(w.plugins))
-        if current is not None and current is not target:
-            self._stop("analysis", cfg.name, keep_checkpoints=True)
+            util = k.stats.thread_utilization
+            # each plugin added since the last measurement counts 5 %, as Hindsight estimates
+            added = self._added_since_stats
+            target = min(
+                live or k.workers,
+                key=lambda w: (util.get(f"analysis{w.thread}", 0) + 5 * added.get(w.thread, 0), len(w.plugins)),
+            )
+            limit = self.hcfg.analysis_utilization_limit
+            load = util.get(f"analysis{target.thread}", 0) + 5 * added.get(target.thread, 0)
+            if limit and load >= limit:
+                return "blocked (over capacity)"
+            added[target.thread] = added.get(target.thread, 0) + 1
         try:
             target.conn.send(("load", cfg))  # the worker unloads an instance of that name first
         except OSError:
             self.log.error("analysis worker gone: plugin not loaded", plugin=cfg.name, worker=target.thread)
-            return
+            return None
         target.plugins = [p for p in target.plugins if p.name != cfg.name] + [cfg]
         self._set_plugin(cfg, cfg.name)
+        return None

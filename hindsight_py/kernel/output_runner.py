@@ -106,6 +106,8 @@ class OutputRunner(threading.Thread):
     # -- checkpoints --------------------------------------------------------------------------
     def checkpoint(self) -> Positions:
         with self._lock:
+            if self.terminated is not None and self.plugin.remove_checkpoints_on_terminate:
+                return {}  # it must not hold back queue pruning any more
             return dict(self.committed)
 
     def _commit(self, positions: Positions) -> None:

@@ -63,6 +63,9 @@ class StatsWriter:
         self.output_path = output_path
         self._last: dict[str, dict[str, int]] = {}
         self._last_time = time.monotonic()
+        # analysis thread name -> utilisation % of the last window (placement of dynamic loads)
+        self.thread_utilization: dict[str, int] = {}
+        self.measured_at = 0.0  # monotonic time thread_utilization was last measured
 
     def _delta(self, name: str, r: Mapping[str, int]) -> dict[str, int]:
         prev = self._last.get(name, {})
@@ -93,6 +96,7 @@ class StatsWriter:
             d = deltas[name]
             if name.startswith("input."):
                 util.append(f"{name}\t{d['im_cnt']}\t-1\t-1\t-1\t-1\n")
+        self.measured_at = now
         for tname in sorted(workers):
             w = workers[tname]
             names = [p.name for p in getattr(w, "plugins", ()) if p.name in rows]
@@ -100,7 +104,9 @@ class StatsWriter:
             read = int(getattr(w, "read", 0))
             read_delta = read - int(self._last.get(tname, {}).get("read", 0))
             self._last[tname] = {"read": read}
-            util.append(f"{tname}\t{read_delta}\t{self._split({**total, 'pm_cnt': 0}, window_ns)}\n")
+            split = self._split({**total, 'pm_cnt': 0}, window_ns)
+            self.thread_utilization[tname] = int(split.split("\t", 1)[0])
+            util.append(f"{tname}\t{read_delta}\t{split}\n")
             for n in names:
                 util.append(f"{n}\t{deltas[n]['pm_cnt']}\t{self._split(deltas[n], window_ns)}\n")
         for name in sorted(rows):

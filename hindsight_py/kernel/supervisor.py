@@ -142,6 +142,9 @@ class Kernel:
             self.terminations.append((plugin.name, reason))
             self.exit_code |= {"input": EXIT_INPUT, "analysis": EXIT_ANALYSIS, "output": EXIT_OUTPUT}[plugin.type]
         self.log.error("plugin terminated", plugin=plugin.name, reason=reason)
+        if plugin.type == "output" and plugin.remove_checkpoints_on_terminate:
+            for q in ("input", "analysis"):
+                self.checkpoints.pop(f"{q}->{plugin.name}", None)
         loader = getattr(self, "loader", None)
         if loader is not None:
             loader.on_terminated(plugin)  # restart = N (inputs and outputs)

@@ -316,3 +316,53 @@ def test_load_dir_in_hindsight_cfg_mode(tmp_path: Path) -> None:
     finally:
         (d / "stop").write_text("")
         assert hsp.stop() == 0
+
+
+def test_dynamic_thread_placement(tmp_path: Path) -> None:
+    """§7.4: a running plugin cannot be moved by a cfg naming another thread (it keeps running
+    with its old cfg); a new plugin without `thread` goes to the least loaded worker, and none is
+    placed once every worker is at `analysis_utilization_limit`."""
+    cfg = deployment(tmp_path, extra="")
+    text = cfg.read_text().replace("analysis_threads = 2", "analysis_threads = 2\nanalysis_utilization_limit = 10")
+    cfg.write_text(text)
+    load = tmp_path / "load" / "analysis"
+    run = tmp_path / "out" / "run" / "analysis"
+    seen = tmp_path / "seen.txt"
+    hsp = Hsp(cfg, tmp_path)
+    try:
+        wait_for(lambda: any(ln[0] == "other" for ln in lines(seen)), "the static plugins to run")
+        drop(load, "counter.lua", COUNTER % "v1")
+        drop(load, "counter.cfg", COUNTER_CFG % "a" + "thread = 1\n")
+        wait_for(lambda: any(ln[0] == "relayed" and ln[4] == "a" for ln in lines(seen)), "counter on thread 1")
+        assert "thread = 1" in (tmp_path / "out" / "analysis.counter.rtc").read_text()
+        # another thread for the running plugin: refused, the old cfg stays and keeps running
+        drop(load, "counter.cfg", COUNTER_CFG % "b" + "thread = 0\n")
+        wait_for(lambda: not (load / "counter.cfg").exists(), "the cfg to be taken")
+        wait_for(
+            lambda: any(e.get("reason") == "plugin cannot be restarted on a different thread" for e in hsp.events()),
+            "the refusal to be logged",
+        )
+        assert "tag = \"a\"" in (run / "counter.cfg").read_text()
+        assert not (run / "counter.err").exists()
+        n = len(lines(seen))
+        wait_for(lambda: sum(ln[0] == "relayed" for ln in lines(seen)) > n // 2 + 20, "counter still running")
+        assert not any(ln[0] == "relayed" and ln[4] == "b" for ln in lines(seen))
+        # a new plugin without a thread: placed unless every worker is over the limit (10 %);
+        # the second and third new plugins in one stats window each count 5 %, so with the other
+        # plugins' measured load the workers fill up and a later one is refused
+        refused = []
+        drop(load, "other.lua", OTHER)
+        wait_for(lambda: (run / "other.lua").exists(), "other.lua moved to the run dir")
+        for i in range(6):
+            drop(load, f"x{i}.cfg", 'filename = "other.lua"\nmessage_matcher = "FALSE"\n')
+        wait_for(lambda: not any((load / f"x{i}.cfg").exists() for i in range(6)), "the cfgs to be taken")
+        for i in range(6):
+            err = run / f"x{i}.err"
+            if err.exists():
+                refused.append(i)
+                assert "blocked (over capacity)" in err.read_text()
+                assert not (run / f"x{i}.cfg").exists()
+        assert refused, "no plugin was refused with every worker over the utilisation limit"
+        assert len(refused) < 6, "every plugin was refused"
+    finally:
+        hsp.stop()

@@ -564,3 +564,14 @@ def test_plugin_reading_many_fields(tmp_path: Path) -> None:
     assert r.terminated == []
     assert r.printed == ["n 600"]
     assert r.cp() == {"input": r.positions["input"][-1]}
+
+
+def test_remove_checkpoints_on_terminate(tmp_path: Path) -> None:
+    """The terminated output no longer reports a reader position, so it stops holding back the
+    pruning of the queue files it will never read (§2, remove_checkpoints_on_terminate)."""
+    msgs = [msg("0"), msg("0"), msg("1"), msg("0")]
+    r = run_output(tmp_path, RC_PLUGIN, input_msgs=msgs, extra="remove_checkpoints_on_terminate = true")
+    assert r.terminated == ["process_message() received a termination status code"]
+    assert r.cp() == {}
+    kept = run_output(tmp_path / "kept", RC_PLUGIN, input_msgs=msgs)
+    assert kept.cp() == {"input": kept.positions["input"][1]}
