@@ -12,6 +12,7 @@ from hindsight_py.tools.bench_sandbox import bench_sandbox
 from hindsight_py.tools.bench_workload import bench_workload
 from hindsight_py.tools.cat import cat_command
 from hindsight_py.tools.run import run_command
+from hindsight_py.tools.test_cmd import test_command
 
 
 @click.group(context_settings={"help_option_names": ["--help"]})
@@ -30,6 +31,7 @@ bench.add_command(bench_sandbox)
 bench.add_command(bench_workload)
 main.add_command(cat_command)
 main.add_command(run_command)
+main.add_command(test_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
