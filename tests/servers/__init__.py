@@ -1,0 +1,1 @@
+"""Real servers (tansu Kafka, ...) started by tests on free ports and stopped in teardown."""
