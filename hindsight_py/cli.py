@@ -11,6 +11,7 @@ from hindsight_py.tools.bench_codec import bench_codec
 from hindsight_py.tools.bench_sandbox import bench_sandbox
 from hindsight_py.tools.bench_workload import bench_workload
 from hindsight_py.tools.cat import cat_command
+from hindsight_py.tools.deploy import deploy_command, list_command, stop_command
 from hindsight_py.tools.run import run_command
 from hindsight_py.tools.test_cmd import test_command
 
@@ -31,6 +32,9 @@ bench.add_command(bench_sandbox)
 bench.add_command(bench_workload)
 main.add_command(cat_command)
 main.add_command(run_command)
+main.add_command(deploy_command)
+main.add_command(stop_command)
+main.add_command(list_command)
 main.add_command(test_command)
 
 

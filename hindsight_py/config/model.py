@@ -29,6 +29,7 @@ from typing import Any, Literal
 __all__ = [
     "PLUGIN_TYPES",
     "ConfigError",
+    "DashboardConfig",
     "FrozenMap",
     "HindsightConfig",
     "PluginConfig",
@@ -206,6 +207,24 @@ class PluginDefaults:
         return PluginDefaults(restricted_headers=plugin_type == "analysis")
 
 
+@dataclass(frozen=True)
+class DashboardConfig:
+    """hsp's `[dashboard]` table: the web dashboard and deploy API served by `hsp run`.
+
+    A token is mandatory when `address` is not a loopback address (the API deploys code);
+    `allow_io_deploy` lets the API deploy input/output plugins too (they can reach the network
+    and the disk); `keep_messages` is how many recent input-queue messages the dashboard keeps
+    for trying plugins and matchers against.
+    """
+
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+    allow_io_deploy: bool = False
+    keep_messages: int = 1000
+
+
 def default_hostname() -> str:
     """`gethostname()` cut to 64 bytes, as Hindsight does when `hostname` is not configured."""
     return truncate_hostname(socket.gethostname())
@@ -244,6 +263,7 @@ class HindsightConfig:
     backpressure_disk_free: int = 4
     prune_queues: bool = False  # hsp: delete fully consumed queue files (TOML default: true)
     watchdog_timeout: int = 60  # hsp: seconds a plugin call may take before its worker is killed
+    dashboard: DashboardConfig | None = None  # hsp: `[dashboard]` (None: no web dashboard)
     hostname: str = field(default_factory=default_hostname)
     input_defaults: PluginDefaults = field(default_factory=lambda: PluginDefaults.builtin("input"))
     analysis_defaults: PluginDefaults = field(default_factory=lambda: PluginDefaults.builtin("analysis"))

@@ -35,6 +35,7 @@ from hindsight_py.config.model import (
     MAX_ANALYSIS_THREADS,
     UINT_MAX,
     ConfigError,
+    DashboardConfig,
     FrozenMap,
     HindsightConfig,
     PluginConfig,
@@ -232,6 +233,38 @@ def load_defaults(t: Table, plugin_type: PluginType, *, allow_hsp_keys: bool) ->
     return PluginDefaults(**kw)
 
 
+def load_dashboard(t: Table) -> DashboardConfig:
+    """`[dashboard]`: a non-loopback address needs a token (the API deploys code)."""
+    d = DashboardConfig()
+    enabled = t.boolean("enabled", d.enabled)
+    address = t.string("address", d.address)
+    port = t.unsigned("port", d.port, maximum=65535, reason="port must be 0-65535")
+    token = t.string("token", None)
+    if token is not None and not token.strip():
+        raise t.error("token", "token must not be empty", token)
+    allow_io = t.boolean("allow_io_deploy", d.allow_io_deploy)
+    keep = t.unsigned("keep_messages", d.keep_messages, maximum=1_000_000, reason="keep_messages must be 0-1000000")
+    t.reject_unknown()
+    if enabled and token is None and not is_loopback(address):
+        raise t.error(
+            "token", f"token is required when the dashboard listens beyond loopback (address {address})",
+            near="address",
+        )
+    return DashboardConfig(enabled, address, port, token, allow_io, keep)
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1 and `localhost`; anything else (0.0.0.0, a host name) is reachable."""
+    import ipaddress
+
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 def build_hindsight_config(
     t: Table,
     *,
@@ -264,6 +297,8 @@ def build_hindsight_config(
     prune = t.boolean("prune_queues", True) if allow_hsp_keys else False
     # hsp only: seconds one plugin call may run before its analysis worker is killed (0 = never).
     watchdog = t.unsigned("watchdog_timeout", 60) if allow_hsp_keys else 60
+    # hsp only: the `[dashboard]` table (web dashboard and deploy API of `hsp run`).
+    dashboard = load_dashboard(t.table("dashboard")) if allow_hsp_keys and t.peek("dashboard") is not None else None
     ipd = load_defaults(t.table("input_defaults"), "input", allow_hsp_keys=allow_hsp_keys)
     apd = load_defaults(t.table("analysis_defaults"), "analysis", allow_hsp_keys=allow_hsp_keys)
     opd = load_defaults(t.table("output_defaults"), "output", allow_hsp_keys=allow_hsp_keys)
@@ -293,6 +328,7 @@ def build_hindsight_config(
         backpressure_disk_free=backpressure_df,
         prune_queues=prune,
         watchdog_timeout=watchdog,
+        dashboard=dashboard,
         hostname=truncate_hostname(hostname) if hostname is not None else default_hostname(),
         input_defaults=ipd,
         analysis_defaults=apd,

@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -43,6 +44,7 @@ from hindsight_py.queue.retention import Backpressure, free_units, prune
 __all__ = ["Kernel", "load_configuration"]
 
 EXIT_INPUT, EXIT_ANALYSIS, EXIT_OUTPUT = 2, 4, 8
+LOG_RING = 50  # recent log lines kept per plugin (the dashboard shows them)
 
 
 def load_configuration(path: str | os.PathLike[str]) -> tuple[HindsightConfig, list[PluginConfig]]:
@@ -126,6 +128,11 @@ class Kernel:
         self.workers: list[_WorkerHandle] = []
         self.terminations: list[tuple[str, str]] = []
         self._term_lock = threading.Lock()
+        # For the dashboard (read from its thread): recent log lines per plugin and the
+        # terminations with their time, both bounded; (wall time, level, text) / (time, name, reason).
+        self.plugin_logs: dict[str, deque[tuple[float, str, str]]] = {}
+        self.termination_log: deque[tuple[float, str, str]] = deque(maxlen=200)
+        self._load_requests: deque[tuple[str, Path]] = deque()  # load-dir files to act on now
         self.stats = StatsWriter(hcfg.output_path)
         self._bp_seen_id = -1
         self._drain_to: QueuePosition | None = None  # batch mode: where the workers must read to
@@ -136,10 +143,16 @@ class Kernel:
     # -- logging and failures -----------------------------------------------------------------
     def _plugin_log(self, level: str, name: str, text: str) -> None:
         getattr(self.log, level if level != "warning" else "warning")(text, plugin=name)
+        ring = self.plugin_logs.get(name)
+        if ring is None:
+            ring = self.plugin_logs.setdefault(name, deque(maxlen=LOG_RING))
+        ring.append((time.time(), level, text))
 
     def _terminated(self, plugin: PluginConfig, reason: str) -> None:
         with self._term_lock:
             self.terminations.append((plugin.name, reason))
+            self.termination_log.append((time.time(), plugin.name, reason))
+            self.plugin_logs.setdefault(plugin.name, deque(maxlen=LOG_RING)).append((time.time(), "error", f"terminated: {reason}"))
             self.exit_code |= {"input": EXIT_INPUT, "analysis": EXIT_ANALYSIS, "output": EXIT_OUTPUT}[plugin.type]
         self.log.error("plugin terminated", plugin=plugin.name, reason=reason)
         if plugin.type == "output" and plugin.remove_checkpoints_on_terminate:
@@ -374,7 +387,26 @@ class Kernel:
                 if removed:
                     self.log.info("pruned queue files", queue=q, files=len(removed), below=removed[-1] + 1)
 
+    def request_load(self, ptype: str, path: Path) -> None:
+        """Act on a file the dashboard wrote (atomically) into the load directory at the main
+        loop's next turn (~0.1 s) instead of after two stable polls (1-2 s): the same actions."""
+        self._load_requests.append((ptype, path))
+
+    def _apply_load_requests(self) -> None:
+        while self._load_requests:
+            ptype, path = self._load_requests.popleft()
+            if not path.exists():
+                continue  # already picked up by the load directory poll
+            try:
+                self.loader._process(ptype, path)  # type: ignore[arg-type]
+            except Exception as e:  # noqa: BLE001 - a bad file must never stop the kernel
+                self.log.error("load directory: action failed", file=str(path), error=f"{type(e).__name__}: {e}")
+
     def _write_stats(self) -> None:
+        self.stats.write(self.stats_rows(), {f"analysis{w.thread}": w for w in self.workers})
+
+    def stats_rows(self) -> dict[str, dict[str, int]]:
+        """plugins.tsv's data per plugin (read-only; the dashboard calls it from its thread)."""
         rows: dict[str, dict[str, int]] = {}
         for r in self.inputs:
             if not r.finished.is_set():
@@ -387,7 +419,7 @@ class Kernel:
                         mem_max=s.memory_max, out_max=s.output_max, ins_max=s.instruction_max,
                     )
                 rows[r.plugin.name] = row
-        for w in self.workers:
+        for w in list(self.workers):
             rows.update(w.stats)
         for o in self.outputs:
             if o.sb is not None:
@@ -403,7 +435,7 @@ class Kernel:
                     "pm_sd": int(o.stats.pm_stat.sd), "te_sd": int(o.stats.te_stat.sd),
                     "mm_ns": o.stats.mm_ns, "pm_ns": o.stats.pm_ns, "te_ns": o.stats.te_ns,
                 }
-        self.stats.write(rows, {f"analysis{w.thread}": w for w in self.workers})
+        return rows
 
     def _install_signals(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
@@ -432,8 +464,25 @@ class Kernel:
 
         return restore
 
+    def _start_dashboard(self) -> Any:
+        """The web dashboard when `[dashboard]` enables it; raises OSError if it cannot listen."""
+        d = self.hcfg.dashboard
+        if d is None or not d.enabled:
+            return None
+        from hindsight_py.web.server import DashboardServer
+
+        server = DashboardServer(self, d)
+        server.start()
+        self.log.info("dashboard listening", url=server.url)
+        return server
+
     def run(self) -> int:
         self._prepare()
+        try:
+            dashboard = self._start_dashboard()
+        except OSError as e:
+            self.log.error("dashboard: cannot listen", error=str(e))
+            return 1
         restore = self._install_signals()
         status_thread = StatusThread(self, enabled=self.status)
         try:
@@ -451,11 +500,14 @@ class Kernel:
                     self._write_stats()
                     last_stats = now
                 self.loader.tick()  # load directory (every second) and restart = N
+                self._apply_load_requests()  # files the dashboard deployed
                 if self.batch and all(r.finished.is_set() for r in self.inputs):
                     break
             self._shutdown()
         finally:
             status_thread.stop()
+            if dashboard is not None:
+                dashboard.stop()
             restore()
         return self.exit_code
 
