@@ -104,6 +104,21 @@ class OutputRunner(threading.Thread):
         self.done = threading.Event()
 
     # -- checkpoints --------------------------------------------------------------------------
+    def progress(self, q: str) -> QueuePosition:
+        """How far this output has got in queue `q`, for backpressure: its last processed record,
+        or its reader's position when everything read has been processed. After a roll the new
+        file may stay empty (an edge refusing with 503 while backpressure is on): the last record
+        is then still in the old file, but the reader has moved on and nothing holds it back."""
+        with self._lock:
+            cur = self.current.get(q)
+            idle = not self._buffers.get(q) and self._retry is None
+        reader = self.readers.get(q)
+        if reader is not None and idle:
+            pos = reader.position
+            if cur is None or pos > cur:
+                return pos
+        return cur if cur is not None else QueuePosition(0, 0)
+
     def checkpoint(self) -> Positions:
         with self._lock:
             if self.terminated is not None and self.plugin.remove_checkpoints_on_terminate:

@@ -355,7 +355,7 @@ class Kernel:
         h = self.hcfg
         bp = self.backpressure[q]
         live = [w.position.file_id for w in self.workers if q == "input" and w.position is not None and not w.exited]
-        live += [o.current[q].file_id for o in self.outputs if q in o.current and o.sb is not None]
+        live += [o.progress(q).file_id for o in self.outputs if q in o.current and o.sb is not None]
         try:
             free = free_units(h.output_path / q, h.output_size) if bp.disk_free else None
         except OSError:

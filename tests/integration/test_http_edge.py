@@ -602,32 +602,18 @@ end
 function timer_event(ns, shutdown) fh:flush() end
 """
 
-# One small message a second. hsp's backpressure is released once every reader's last record
-# is in the writer's newest file; while the edge refuses everything, that file would stay empty
-# and the readers' positions stay at the end of the previous one, so the release needs another
-# writer (a kernel limitation reported with this test; Hindsight's readers move on to an empty
-# newest file).
-TICKER_INPUT = """
-function process_message()
-  inject_message({Type = "tick", Payload = "tick"})
-  return 0
-end
-"""
-
-
 def test_backpressure_answers_503_until_the_readers_catch_up(edge: Callable[..., Edge], tmp_path: Path) -> None:
     """The kernel's own condition: `backpressure = 1` with tiny queue files and an output that
-    does not read (it retries its first message until a gate file exists)."""
+    does not read (it retries its first message until a gate file exists). The edge is the only
+    input, so the newest queue file stays empty while it refuses: the release must not need
+    another writer."""
     gated = tmp_path / "gated.lua"
     gated.write_text(GATED_OUTPUT)
     gate = tmp_path / "gate"
-    ticker = tmp_path / "ticker.lua"
-    ticker.write_text(TICKER_INPUT)
     e = edge(
         top_cfg="backpressure = 1\noutput_size = 4096",
         output_file=str(gated),
         output_cfg=f'gate = "{gate}"',
-        extra_tables=f'[input.ticker]\nfilename = "{ticker}"\nticker_interval = 1',
     )
     conn = http.client.HTTPConnection("127.0.0.1", e.port, timeout=60)
     sent: dict[str, int] = {}
