@@ -132,6 +132,7 @@ class InputRunner(threading.Thread):
                 is_running=lambda: not self.stop_event.is_set(),
                 on_print=lambda line: self._log("debug", self.plugin.name, line),
                 on_log=lambda text: self._log("warning", self.plugin.name, text),
+                io_log=lambda level, text: self._log(level, self.plugin.name, text),
                 io_flush=self.flush,
                 io_backpressure=self._backpressure,
             )

@@ -364,6 +364,7 @@ class OutputRunner(threading.Thread):
                 on_inject=self._inject,
                 on_print=lambda line: self._log("debug", self.plugin.name, line),
                 on_log=lambda text: self._log("warning", self.plugin.name, text),
+                io_log=lambda level, text: self._log(level, self.plugin.name, text),
                 on_update_checkpoint=self._update_checkpoint,
             )
             self.sb_stats = self.sb.stats  # outlives the sandbox (tests, final statistics)

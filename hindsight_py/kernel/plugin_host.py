@@ -61,6 +61,7 @@ def create_sandbox(
     state = state_path(hcfg, plugin) if plugin.preserve_data else None
     on_log: Callable[[str], None] | None = callbacks.pop("on_log", None)
     io_flush: Callable[[], None] | None = callbacks.pop("io_flush", None)
+    io_log: Callable[[str, str], None] | None = callbacks.pop("io_log", None)
     io_backpressure: Callable[[], bool] = callbacks.pop("io_backpressure", None) or (lambda: False)
     is_running: Callable[[], bool] = callbacks.get("is_running") or (lambda: True)
     io_context = IoContext(
@@ -68,7 +69,7 @@ def create_sandbox(
         plugin.type,
         cfg,
         output_path=hcfg.output_path,
-        log=lambda level, text: on_log(f"{level}: {text}") if on_log else None,
+        log=io_log or (lambda level, text: on_log(f"{level}: {text}") if on_log else None),
         is_running=is_running,
         flush=io_flush or (lambda: None),
         backpressure=io_backpressure,

@@ -142,7 +142,8 @@ class Kernel:
 
     # -- logging and failures -----------------------------------------------------------------
     def _plugin_log(self, level: str, name: str, text: str) -> None:
-        getattr(self.log, level if level != "warning" else "warning")(text, plugin=name)
+        level = level if level in ("debug", "info", "warning", "error", "critical") else "info"
+        getattr(self.log, level)(text, plugin=name)
         ring = self.plugin_logs.get(name)
         if ring is None:
             ring = self.plugin_logs.setdefault(name, deque(maxlen=LOG_RING))
