@@ -9,6 +9,7 @@ import click
 from hindsight_py import __version__
 from hindsight_py.tools.bench_codec import bench_codec
 from hindsight_py.tools.bench_http import bench_http
+from hindsight_py.tools.bench_pipeline import bench_kafka_parquet
 from hindsight_py.tools.bench_sandbox import bench_sandbox
 from hindsight_py.tools.bench_workload import bench_workload
 from hindsight_py.tools.cat import cat_command
@@ -30,6 +31,7 @@ def bench() -> None:
 
 bench.add_command(bench_codec)
 bench.add_command(bench_http)
+bench.add_command(bench_kafka_parquet)
 bench.add_command(bench_sandbox)
 bench.add_command(bench_workload)
 main.add_command(cat_command)
