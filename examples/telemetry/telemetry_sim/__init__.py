@@ -1,0 +1,1 @@
+"""The telemetry example's ping generator: simulated Firefox clients (see ../generator.py)."""
