@@ -16,7 +16,8 @@
 -- Everything available is read in one call: set instruction_limit = 0 for large files.
 --
 -- cfg: input_filename (required), mode ("lines"), msg_type ("file.line"), delimiter ("\n"),
---      read_size (65536, bytes per read in lines mode)
+--      read_size (65536, bytes per read in lines mode), oversize ("skip" or "fail": a line
+--      bigger than output_limit)
 require "io"
 require "string"
 
@@ -45,6 +46,19 @@ local function open(start)
     return true
 end
 
+-- A line too big for one message (output_limit) is skipped with a note and the checkpoint moves
+-- past it (oversize = "skip", the default); otherwise a restart would hit it again forever.
+-- oversize = "fail" terminates the plugin instead.
+local fail_oversize = read_config("oversize") == "fail"
+local function inject_line(line, cp)
+    msg.Payload = line
+    local ok, err = pcall(inject_message, msg, cp)
+    if ok then return end
+    if fail_oversize or not string.find(tostring(err), "output_limit", 1, true) then error(err, 0) end
+    print(string.format("skipped a line of %d bytes ending at offset %d: %s", #line, cp, tostring(err)))
+    inject_message(nil, cp)
+end
+
 local function read_lines()
     -- seeking also clears the stdio EOF flag, so data appended since the last poll is seen
     fh:seek("set", offset + #pending)
@@ -56,9 +70,8 @@ local function read_lines()
         while true do
             local s, e = string.find(pending, delimiter, pos, true)
             if not s then break end
-            msg.Payload = string.sub(pending, pos, s - 1)
             offset = offset + (e - pos + 1)
-            inject_message(msg, offset)
+            inject_line(string.sub(pending, pos, s - 1), offset)
             pos = e + 1
         end
         if pos > 1 then pending = string.sub(pending, pos) end

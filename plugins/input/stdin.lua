@@ -10,7 +10,7 @@
 -- or when the plugin is asked to stop (checked between lines / records; a read that is waiting
 -- for input is not interrupted). There is no checkpoint: standard input cannot be re-read.
 --
--- cfg: mode ("lines"), msg_type ("stdin.line"), delimiter ("\n"),
+-- cfg: mode ("lines"), msg_type ("stdin.line"), delimiter ("\n"), oversize ("skip" or "fail"),
 --      read_size (4096, bytes per read when delimiter is not "\n"; such a read waits until it
 --      has read_size bytes or the input ends)
 require "io"
@@ -26,9 +26,15 @@ if type(delimiter) ~= "string" or #delimiter == 0 then error("delimiter must be 
 
 local msg = {Type = msg_type, Payload = ""}
 
+-- A line too big for one message (output_limit) is skipped with a note (oversize = "skip", the
+-- default) or terminates the plugin (oversize = "fail").
+local fail_oversize = read_config("oversize") == "fail"
 local function inject_line(line)
     msg.Payload = line
-    inject_message(msg)
+    local ok, err = pcall(inject_message, msg)
+    if ok then return end
+    if fail_oversize or not string.find(tostring(err), "output_limit", 1, true) then error(err, 0) end
+    print(string.format("skipped a line of %d bytes: %s", #line, tostring(err)))
 end
 
 local function read_newlines()

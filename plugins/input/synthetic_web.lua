@@ -14,6 +14,9 @@ require "math"
 local count = read_config("message_count") or 10000
 local rate = read_config("messages_per_second") or 50
 local start_time = read_config("start_time")
+local ins_limit = read_config("instruction_limit")
+-- every message costs a few hundred Lua instructions: a bounded budget would end a long run
+assert(ins_limit == 0 or count <= 2000, "synthetic_web needs instruction_limit = 0 for message_count > 2000")
 local polling = (read_config("ticker_interval") or 0) > 0
 local spike_from = read_config("spike_from") or 0
 local spike_to = read_config("spike_to") or -1
@@ -29,7 +32,10 @@ local msg = {Type = read_config("Type") or "web.access", Payload = "", Fields = 
 
 function process_message(checkpoint)
     local done = checkpoint or 0
-    local t0 = start_time or os.time()
+    -- the first call fixes the start so that message time keeps pace with the clock across
+    -- polls (message i is i / rate seconds after the start) and across restarts
+    if not start_time then start_time = os.time() - done / rate end
+    local t0 = start_time
     local last = done + count
     if not polling and done >= count then return 0 end
     if not polling then last = count end

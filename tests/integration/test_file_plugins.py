@@ -93,6 +93,26 @@ def test_custom_delimiter_and_type(tmp_path: Path) -> None:
     assert read_checkpoints(tmp_path / "out")["input.src"] == len(b"a||bb||||ccc||")
 
 
+def test_oversized_line_is_skipped_and_the_checkpoint_moves_past_it(tmp_path: Path) -> None:
+    big = b"x" * 5000
+    src = tmp_path / "lines.txt"
+    src.write_bytes(b"a\n" + big + b"\nb\n")
+    hsp_run(lines_config(tmp_path, "output_limit = 4096"), tmp_path)
+    assert (tmp_path / "payloads.txt").read_bytes() == b"a\nb\n"
+    assert read_checkpoints(tmp_path / "out")["input.src"] == src.stat().st_size
+    # oversize = "fail": Hindsight's behaviour, the plugin is terminated (exit code 2)
+    fail = tmp_path / "fail"
+    fail.mkdir()
+    (fail / "lines.txt").write_bytes(src.read_bytes())
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run(
+        [sys.executable, "-m", "hindsight_py.cli", "run", "--batch", str(lines_config(fail, 'output_limit = 4096\noversize = "fail"'))],
+        cwd=fail, capture_output=True, env=env, timeout=120,
+    )
+    assert r.returncode == 2
+    assert "output_limit" in (fail / "out" / "run" / "input" / "src.err").read_text()
+
+
 def test_restart_resumes_from_byte_offset(tmp_path: Path) -> None:
     src = tmp_path / "lines.txt"
     src.write_bytes(b"one\ntwo\nthr")  # a partial last line
