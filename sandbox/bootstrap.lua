@@ -23,11 +23,11 @@ local select, next, pairs, ipairs, unpack = select, next, pairs, ipairs, unpack
 local rawget, rawset, rawequal = rawget, rawset, rawequal
 local setmetatable, getmetatable = setmetatable, getmetatable
 local string, table, math, os, io, coroutine = string, table, math, os, io, coroutine
-local sfind, sformat, ssub, sgsub, sbyte, srep = string.find, string.format, string.sub, string.gsub, string.byte, string.rep
+local sfind, sformat, ssub, sgsub, sbyte = string.find, string.format, string.sub, string.gsub, string.byte
 local tconcat, tmaxn = table.concat, table.maxn
 local sgmatch = string.gmatch
 local floor = math.floor
-local co_create, co_resume, co_wrap, co_status = coroutine.create, coroutine.resume, coroutine.wrap, coroutine.status
+local co_create, co_resume = coroutine.create, coroutine.resume
 local collectgarbage, gcinfo = collectgarbage, gcinfo
 
 -- Every Python callback is called through guard(). A Python exception raised in a callback reaches
@@ -50,9 +50,15 @@ end
 -- end of the bootstrap); the host checks that larger results fit before returning them.
 local HOST_ROOM = 4096
 local mem_guard_kb = 1 / 0
+-- Input injections waiting in the C writer's pending buffer (see inject_input): they are handed
+-- to the host before any other host callback runs, so the host sees every injection that came
+-- before a callback, in order, exactly as if each had been handed over at once.
+local pend_n = 0
+local drain_pending                 -- set with inject_input
 local function guard(f)
   if f == nil then return nil end
   return function(...)
+    if pend_n > 0 then drain_pending() end
     if collectgarbage("count") > mem_guard_kb then error("not enough memory", 0) end
     return host_pass(pcall(f, ...))
   end
@@ -679,16 +685,39 @@ end
 -- reads flatbuf in place and returns the bytes, or nil for the uncommon cases, which take the
 -- Python path (runtime._host_encode, the reference).
 local c_encode = HOST.encode_lib and package.loadlib(HOST.encode_lib, "hsp_lua_encode") or nil
-local function encode_table(msg)
+-- Inputs whose host takes injections in batches (HOST.inject_batch): the C writer appends the
+-- framed record to its pending buffer instead of returning it (hsp_lua_encode_inject).
+-- encode_table then returns true instead of the bytes.
+local c_inject = PTYPE == "input" and HOST.inject_batch and HOST.encode_lib and
+    package.loadlib(HOST.encode_lib, "hsp_lua_encode_inject") or nil
+-- flatten() and the C writer in one step for the common message table (hsp_lua_encode_table):
+-- nil for anything else, which takes the path below.
+local encode_table
+do
+local c_table = HOST.encode_lib and not restricted and
+    package.loadlib(HOST.encode_lib, "hsp_lua_encode_table") or nil
+function encode_table(msg, pending)
+  if c_table and (c_inject or not pending) then
+    if collectgarbage("count") > mem_guard_kb then error("not enough memory", 0) end
+    local r = c_table(msg, output_limit, pending, logger_name, hostname, pid)
+    if r ~= nil then
+      if r ~= true and #r > 2048 and collectgarbage("count") + 2 > mem_guard_kb + 4 then error("not enough memory", 0) end
+      return r
+    end
+  end
   local ok, n = pcall(flatten, msg)
   if not ok then return nil, n end
   if c_encode then
     -- as guard() and runtime._sized would for the callback
     if collectgarbage("count") > mem_guard_kb then error("not enough memory", 0) end
-    local pb = c_encode(flatbuf, n, output_limit)
-    if pb then
-      if #pb > 2048 and collectgarbage("count") + 2 > mem_guard_kb + 4 then error("not enough memory", 0) end
-      return pb
+    if pending then
+      if c_inject(flatbuf, n, output_limit) then return true end
+    else
+      local pb = c_encode(flatbuf, n, output_limit)
+      if pb then
+        if #pb > 2048 and collectgarbage("count") + 2 > mem_guard_kb + 4 then error("not enough memory", 0) end
+        return pb
+      end
     end
   end
   local pb, err, peak = host_encode(n, unpack(flatbuf, 1, n))
@@ -696,6 +725,7 @@ local function encode_table(msg)
   if not pb then return nil, err end
   if output_limit > 0 and (peak or #pb + 1) > output_limit then return nil, OVERFLOW end
   return pb
+end
 end
 
 ------------------------------------------------------------------------------------------------
@@ -723,6 +753,21 @@ end
 local hsr_state = setmetatable({}, {__mode = "k"})
 local io_type = io and io.type
 
+-- Batched input injection: up to inject_limit records wait in the C pending buffer, with the
+-- last checkpoint given among them in STATE.pcp (readable by the host even after a fatal error);
+-- the host's answer to each batch is the next limit (1 = hand over every message at once).
+local inject_limit = tonumber(HOST.inject_batch_size) or 0
+STATE.pcp = nil
+do
+  local host_inject_batch = PTYPE == "input" and guard(HOST.inject_batch) or nil
+  drain_pending = function()
+    local n, cp = pend_n, STATE.pcp
+    pend_n = 0
+    STATE.pcp = nil
+    inject_limit = host_inject_batch(n, cp)
+  end
+end
+
 local function inject_input(...)
   local msg, cp = ...
   local ct = type(cp)
@@ -733,8 +778,15 @@ local function inject_input(...)
   local pb
   if t == "table" then
     local err
-    pb, err = encode_table(msg)
+    -- (a checkpoint string over 8191 bytes is refused by the host: take the ordinary path)
+    pb, err = encode_table(msg, c_inject and inject_limit > 1 and (ct ~= "string" or #cp <= 8191))
     if not pb then error(encode_failure("inject_message() failed: ", err, "exceeded output_limit")) end
+    if pb == true then
+      pend_n = pend_n + 1
+      if cp ~= nil then STATE.pcp = cp end
+      if pend_n >= inject_limit then drain_pending() end
+      return
+    end
   elseif t == "string" then
     pb = msg
     if not host_decode(pb, true) then
@@ -1439,7 +1491,6 @@ end
 -- (false, error text) so the host decides about termination.
 ------------------------------------------------------------------------------------------------
 local E = {}
-local status_error
 
 -- lua_tostring semantics: strings, numbers (%.14g); anything else (nil, tables, booleans, userdata)
 -- is "<nil error message>". Never calls a plugin __tostring metamethod.
@@ -1483,42 +1534,59 @@ end
 -- Analysis: process a batch of messages given as flat slots. Returns
 -- processed, then for every non-zero status: index, code, message; stops at the first fatal.
 local results = {}
-function E.analysis_batch(n, pm_limit, ...)
-  flat = {...}
-  local pm = env.process_message
-  local rn = 0
-  local done = 0
-  if type(pm) ~= "function" then
-    flat = nil
-    return 0, false, "process_message() function was not found"
-  end
+-- The batch loop runs inside one protected call (every error ends the batch anyway, so one pcall
+-- per message bought nothing); a plain `return 0` skips the status checks. Progress is kept in
+-- upvalues so the caller knows where an error struck.
+do
+local b_done, b_rn, b_fatal = 0, 0, false
+local function analysis_loop(pm, n, pm_limit)
   for i = 1, n do
     base = (i - 1) * nslots
     cur_index = i
     used = 0
     inject_budget = pm_limit
-    local ok, rc, msg = check_status("process_message", pcall(pm))
-    if not ok then
-      base, flat, cur_index = -1, nil, 0
-      ob_reset()
-      return done, false, rc, i
+    local rc, msg = pm()
+    if rc ~= 0 or msg ~= nil then
+      local ok
+      ok, rc, msg = check_status("process_message", true, rc, msg)
+      if not ok then b_fatal = rc; ob_reset(); return end
+      if rc > 0 then b_fatal = "process_message() received a termination status code"; return end
+      if rc ~= 0 then
+        local rn = b_rn
+        results[rn + 1] = i
+        results[rn + 2] = rc
+        results[rn + 3] = msg or false
+        b_rn = rn + 3
+      end
     end
-    if rc > 0 then
-      base, flat, cur_index = -1, nil, 0
-      return done, false, "process_message() received a termination status code", i
-    end
-    done = i
-    if rc ~= 0 then
-      rn = rn + 1; results[rn] = i
-      rn = rn + 1; results[rn] = rc
-      rn = rn + 1; results[rn] = msg or false
-    end
+    b_done = i
   end
+end
+
+function E.analysis_batch(n, pm_limit, ...)
+  flat = {...}
+  local pm = env.process_message
+  if type(pm) ~= "function" then
+    flat = nil
+    return 0, false, "process_message() function was not found"
+  end
+  b_done, b_rn, b_fatal = 0, 0, false
+  local ok, err = pcall(analysis_loop, pm, n, pm_limit)
+  local done, rn = b_done, b_rn
   base, flat, cur_index = -1, nil, 0
+  if not ok or b_fatal then
+    for k = 1, rn do results[k] = nil end
+    if not ok then
+      ob_reset()
+      return done, false, "process_message() " .. error_text(err), done + 1
+    end
+    return done, false, b_fatal, done + 1
+  end
   inject_budget = -1
   local r = {unpack(results, 1, rn)}
   for k = 1, rn do results[k] = nil end
   return done, true, rn, unpack(r, 1, rn)
+end
 end
 
 -- Output: one message (needs the sequence id); returns ok, rc|err, msg.
@@ -1596,7 +1664,12 @@ function E.input_process(cp)
   used = 0
   local pm = env.process_message
   if type(pm) ~= "function" then return false, "process_message() function was not found" end
-  return check_status("process_message", pcall(pm, cp))
+  local ok, rc, msg = pcall(pm, cp)
+  if pend_n > 0 then
+    local dok, derr = pcall(drain_pending)
+    if not dok and ok then ok, rc = false, derr end
+  end
+  return check_status("process_message", ok, rc, msg)
 end
 
 function E.timer_event(ns, shutdown, te_limit)

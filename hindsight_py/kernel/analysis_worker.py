@@ -31,6 +31,7 @@ from hindsight_py.config.model import HindsightConfig, PluginConfig
 from hindsight_py.kernel.stats import RunningStats
 from hindsight_py.kernel.plugin_host import create_sandbox, state_path, write_err
 from hindsight_py.matcher import compile_matcher
+from hindsight_py.message.decode import decode_batch, decode_message
 from hindsight_py.message.framing import frame
 from hindsight_py.message.model import Message
 from hindsight_py.queue import QueueReader, QueueWriter
@@ -283,24 +284,35 @@ class _Worker:
             if p.cfg.ticker_interval and now >= p.next_tick:
                 self._timer(p)
 
-    def _run_batch(self, pairs: list[tuple[bytes, Message]]) -> None:
+    def _run_batch(self, raws: list[bytes]) -> None:
+        """Hand the batch's records (raw protobuf, already validated) to every plugin whose
+        matcher accepts them. Messages are decoded only if some matcher needs them: a TRUE
+        matcher and projected read_message slots work on the raw bytes (docs/performance.md)."""
+        msgs: list[Message] | None = None
         for p in list(self.plugins):
-            match = p.match
             t0 = time.perf_counter_ns()
-            sel = pairs if p.always else [rm for rm in pairs if match(rm[1])]
+            if p.always:
+                sel = raws
+            else:
+                if msgs is None:
+                    # headers only unless some matcher tests Fields (they cost most of a decode)
+                    fields = any(x.match.uses_fields for x in self.plugins if not x.always)
+                    msgs = decode_batch(raws, fields)
+                match = p.match
+                sel = [r for r, m in zip(raws, msgs) if match(m)]
             if p.skip_ids:
-                sel = [rm for rm in sel if id(rm[0]) not in p.skip_ids]
+                sel = [r for r in sel if id(r) not in p.skip_ids]
             dt = time.perf_counter_ns() - t0
             p.mm_ns += dt
-            p.mm_count += len(pairs)
-            if pairs and not p.always:
-                p.mm_stat.add(dt / len(pairs))
+            p.mm_count += len(raws)
+            if raws and not p.always:
+                p.mm_stat.add(dt / len(raws))
             if not sel:
                 continue
             t0 = time.perf_counter_ns()
             self._busy("process_message", p)
             try:
-                res = p.sb.process_batch(sel)
+                res = p.sb.process_raw_batch(sel)
             except Terminated as e:
                 self._terminate(p, e.reason)
                 continue
@@ -314,15 +326,24 @@ class _Worker:
                 if message:
                     self._send(("log", "warning", p.cfg.name, f"received: {code} msg: {message}"))
 
-    def _process(self, recs: list[tuple[bytes, Message]]) -> None:
+    def _process(self, recs: list[bytes], max_ts: int | None) -> None:
         if not self.spec.batch_mode:
             self._run_batch(recs)
             self._fire_timers()
             return
-        # Message-driven time: cut the batch where the clock passes a ticker expiry.
+        # Message-driven time: cut the batch where the clock passes a ticker expiry. When even
+        # the batch's latest Timestamp reaches no expiry, no message can: the clock just moves.
+        if max_ts is not None:
+            top = max_ts / 1e9
+            ticks = [p.next_tick for p in self.plugins if p.cfg.ticker_interval]
+            if not ticks or top < min(ticks):
+                if top > self.clock:
+                    self.clock = top
+                self._run_batch(recs)
+                return
         start = 0
-        for i, (_, msg) in enumerate(recs):
-            ts = msg.timestamp / 1e9
+        for i, raw in enumerate(recs):
+            ts = decode_message(raw).timestamp / 1e9
             if ts > self.clock:
                 self.clock = ts
                 due = [p for p in self.plugins if p.cfg.ticker_interval and self.clock >= p.next_tick]
@@ -396,15 +417,17 @@ class _Worker:
             elif kind == "unload":
                 self._unload(cmd[1], False)
 
-    def _read(self) -> list[tuple[bytes, Message]]:
+    def _read(self) -> tuple[list[bytes], int | None]:
+        """The next batch as raw (validated) records and the largest Timestamp among them."""
         skipping = [p for p in self.plugins if p.skip_until is not None]
         if not skipping:
-            return self.reader.read_batch(BATCH)
+            return self.reader.read_raw_batch(BATCH)
         recs = self.reader.read(BATCH)
         for p in skipping:
             assert p.skip_until is not None
             p.skip_ids = {id(raw) for raw, _, pos in recs if pos <= p.skip_until}
-        return [(raw, msg) for raw, msg, _ in recs]
+        max_ts = max((msg.timestamp for _, msg, _ in recs if msg is not None), default=None)
+        return [raw for raw, _, _ in recs], max_ts
 
     def _end_skips(self) -> None:
         pos = self.reader.position
@@ -417,9 +440,9 @@ class _Worker:
         last_report = 0.0
         last_save = time.monotonic()
         while not self.state.stop:
-            recs = self._read()
+            recs, max_ts = self._read()
             if recs:
-                self._process(recs)
+                self._process(recs, max_ts)
                 self._flush()
                 self._end_skips()
             else:

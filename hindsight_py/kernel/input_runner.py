@@ -20,6 +20,7 @@ from hindsight_py.kernel.plugin_host import create_sandbox, write_err
 from hindsight_py.message.framing import frame
 from hindsight_py.queue import QueueWriter
 from hindsight_py.sandbox import Sandbox, SandboxError, Terminated
+from hindsight_py.sandbox.runtime import INJECT_BATCH
 
 __all__ = ["InputRunner"]
 
@@ -93,6 +94,32 @@ class InputRunner(threading.Thread):
             time.sleep(0.1)  # Hindsight: under backpressure every injection sleeps 100 ms
         return 0
 
+    def _inject_batch(self, framed: bytes, count: int, cp: Any) -> int:
+        """`count` injected messages at once, already framed and concatenated, with the last
+        checkpoint given among them (None: unchanged). The same rules as _inject(); returns how
+        many messages the sandbox may hold back before the next call: 1 (every message handed
+        over at once, as _inject() sees them) under backpressure and once a stop was requested,
+        so those paths behave exactly as per-message injection does."""
+        if self._stop_requested_at and time.monotonic() - self._stop_requested_at > STOP_GRACE:
+            raise ShuttingDown()
+        if cp.__class__ is bytes:
+            cp = cp.decode("utf-8", "surrogateescape")
+        with self._lock:
+            if count:
+                self._buf.append(framed)
+                self._buf_bytes += len(framed)
+                self.injected += count
+            if cp is not None:
+                self._pending_cp = cp
+            full = self._buf_bytes >= FLUSH_BYTES
+        if full:
+            self.flush()
+        if count and self._backpressure():
+            self.flush()
+            time.sleep(0.1)  # Hindsight: under backpressure every injection sleeps 100 ms
+            return 1
+        return 1 if self._stop_requested_at else INJECT_BATCH
+
     def flush(self) -> CheckpointValue | None:
         """Write buffered messages; returns the checkpoint now safe to persist."""
         sb = self.sb
@@ -129,6 +156,7 @@ class InputRunner(threading.Thread):
                 self.plugin,
                 log_level=self.log_level,
                 on_inject=self._inject,
+                on_inject_batch=self._inject_batch,
                 is_running=lambda: not self.stop_event.is_set(),
                 on_print=lambda line: self._log("debug", self.plugin.name, line),
                 on_log=lambda text: self._log("warning", self.plugin.name, text),

@@ -485,6 +485,17 @@ def compile_tree(tree: Node) -> Predicate:
     return built
 
 
+def _uses_fields(tree: Node) -> bool:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (And, Or)):
+            stack += (node.left, node.right)
+        elif isinstance(node, Comparison) and isinstance(node.variable, FieldRef):
+            return True
+    return False
+
+
 class Matcher(functools.partial[bool]):
     """A compiled message_matcher: call it with a Message.
 
@@ -498,6 +509,9 @@ class Matcher(functools.partial[bool]):
     tree: Node
     tests: int
     warnings: tuple[str, ...]
+    # Whether any test reads Fields[...]: if not, the matcher sees only a message's headers, and
+    # a caller may give it a Message decoded without its fields (cheaper to build).
+    uses_fields: bool
 
     def __new__(cls, expression: str | bytes, parsed: Parsed) -> Matcher:
         predicate = compile_tree(parsed.tree)
@@ -507,6 +521,7 @@ class Matcher(functools.partial[bool]):
         self.tree = parsed.tree
         self.tests = parsed.tests
         self.warnings = parsed.warnings
+        self.uses_fields = _uses_fields(parsed.tree)
         return self
 
     def __repr__(self) -> str:

@@ -278,10 +278,34 @@ sliding_bound(Py_ssize_t p, Py_ssize_t n, Py_ssize_t end)
     return n > end - p ? end : p + n;
 }
 
+/* What validate-only decoding (out == NULL) keeps of a field: its name and its first value (the
+   one read_message('Fields[name]') returns), with no Python object built. */
+#define FV_NONE 0
+#define FV_BYTES 1
+#define FV_INT 2
+#define FV_BOOL 3
+#define FV_DOUBLE 4
+
+typedef struct {
+    int kind;
+    Py_ssize_t off, len; /* FV_BYTES */
+    int64_t i;           /* FV_INT, FV_BOOL */
+    double d;            /* FV_DOUBLE */
+} fvalue;
+
+typedef struct {
+    Py_ssize_t name_off, name_len;
+    fvalue first;
+} finfo;
+
+/* With out == NULL the field is only validated (exactly the same checks) and *info filled. */
 static int
 decode_field(speedups_state *st, const unsigned char *b, Py_ssize_t *pp, Py_ssize_t end,
-             PyObject **out)
+             PyObject **out, finfo *info)
 {
+    const int build = out != NULL;
+    fvalue first;
+    first.kind = FV_NONE;
     Py_ssize_t p = *pp;
     Py_ssize_t n;
     if (read_length(b, &p, end, &n) < 0) {
@@ -325,6 +349,13 @@ decode_field(speedups_state *st, const unsigned char *b, Py_ssize_t *pp, Py_ssiz
                 rep_off = p;
                 rep_len = sl;
             }
+            else if (!build) {
+                if (first.kind == FV_NONE) {
+                    first.kind = FV_BYTES;
+                    first.off = p;
+                    first.len = sl;
+                }
+            }
             else if (objvec_push(&values, bytes_at(b, p, sl)) < 0) {
                 goto error;
             }
@@ -343,6 +374,13 @@ decode_field(speedups_state *st, const unsigned char *b, Py_ssize_t *pp, Py_ssiz
                 if (read_varint(b, &p, sliding_bound(p, length, end), &v) < 0) {
                     goto invalid;
                 }
+                if (!build) {
+                    if (first.kind == FV_NONE) {
+                        first.kind = tag == 6 ? FV_INT : FV_BOOL;
+                        first.i = tag == 6 ? to_signed(v) : (v & 0xFFFFFFFFu) != 0;
+                    }
+                    break;
+                }
                 o = tag == 6 ? PyLong_FromLongLong(to_signed(v)) : PyBool_FromLong((v & 0xFFFFFFFFu) != 0);
                 if (objvec_push(&values, o) < 0) {
                     goto error;
@@ -355,6 +393,13 @@ decode_field(speedups_state *st, const unsigned char *b, Py_ssize_t *pp, Py_ssiz
                 do { /* until the end of the field, each varint bounded by p + length */
                     if (read_varint(b, &p, sliding_bound(p, length, end), &v) < 0) {
                         goto invalid;
+                    }
+                    if (!build) {
+                        if (first.kind == FV_NONE) {
+                            first.kind = tag == 6 ? FV_INT : FV_BOOL;
+                            first.i = tag == 6 ? to_signed(v) : (v & 0xFFFFFFFFu) != 0;
+                        }
+                        continue;
                     }
                     o = tag == 6 ? PyLong_FromLongLong(to_signed(v)) : PyBool_FromLong((v & 0xFFFFFFFFu) != 0);
                     if (objvec_push(&values, o) < 0) {
@@ -371,7 +416,13 @@ decode_field(speedups_state *st, const unsigned char *b, Py_ssize_t *pp, Py_ssiz
                 if (e - p < 8) {
                     goto invalid;
                 }
-                if (objvec_push(&values, PyFloat_FromDouble(read_double(b + p))) < 0) {
+                if (!build) {
+                    if (first.kind == FV_NONE) {
+                        first.kind = FV_DOUBLE;
+                        first.d = read_double(b + p);
+                    }
+                }
+                else if (objvec_push(&values, PyFloat_FromDouble(read_double(b + p))) < 0) {
                     goto error;
                 }
                 p += 8;
@@ -384,7 +435,13 @@ decode_field(speedups_state *st, const unsigned char *b, Py_ssize_t *pp, Py_ssiz
                     if (end - p < 8) {
                         goto invalid; /* struct.error past the end of the message */
                     }
-                    if (objvec_push(&values, PyFloat_FromDouble(read_double(b + p))) < 0) {
+                    if (!build) {
+                        if (first.kind == FV_NONE) {
+                            first.kind = FV_DOUBLE;
+                            first.d = read_double(b + p);
+                        }
+                    }
+                    else if (objvec_push(&values, PyFloat_FromDouble(read_double(b + p))) < 0) {
                         goto error;
                     }
                     p += 8;
@@ -400,6 +457,17 @@ decode_field(speedups_state *st, const unsigned char *b, Py_ssize_t *pp, Py_ssiz
     }
     if (name_off < 0) {
         goto invalid;
+    }
+    if (!build) {
+        (void)has_vt;
+        (void)rep_len;
+        if (info != NULL) {
+            info->name_off = name_off;
+            info->name_len = name_len;
+            info->first = first;
+        }
+        *pp = p;
+        return DEC_OK;
     }
 
     PyObject *items[FIELD_ITEMS];
@@ -446,10 +514,45 @@ int_or_none(int present, int64_t v)
     return present ? PyLong_FromLongLong(v) : Py_NewRef(Py_None);
 }
 
-/* decode.py decode_message over b[0..e). */
+/* What validate-only decoding keeps of a message: its headers and, for each wanted field name,
+   the first field of that name (read_message's `Fields[name]` with indexes 0, 0). */
+#define MAX_WANTED 64
+
+typedef struct {
+    span uuid, typ, logger, payload, env_version, hostname;
+    int has_ts, has_sev, has_pid;
+    int64_t ts, sev, pid;
+    Py_ssize_t nwant;
+    const char *want[MAX_WANTED];
+    Py_ssize_t want_len[MAX_WANTED];
+    int got[MAX_WANTED];
+    finfo found[MAX_WANTED];
+} minfo;
+
+/* decode.py decode_message over b[0..e). With out == NULL the message is only validated (the
+   same accept/reject decision, no Python object built) and, when mi is not NULL, described in
+   *mi. */
+static int decode_message_ex(speedups_state *st, const unsigned char *b, Py_ssize_t e, PyObject **out,
+                             minfo *mi, int with_fields);
+
 static int
-decode_message(speedups_state *st, const unsigned char *b, Py_ssize_t e, PyObject **out)
+decode_message(speedups_state *st, const unsigned char *b, Py_ssize_t e, PyObject **out, minfo *mi)
 {
+    return decode_message_ex(st, b, e, out, mi, 1);
+}
+
+/* decode_message; with with_fields == 0 a built Message has `fields` = () (the fields are only
+   validated). */
+static int
+decode_message_ex(speedups_state *st, const unsigned char *b, Py_ssize_t e, PyObject **out, minfo *mi,
+                  int with_fields)
+{
+    const int build = out != NULL;
+    if (mi != NULL) {
+        for (Py_ssize_t k = 0; k < mi->nwant; k++) {
+            mi->got[k] = 0;
+        }
+    }
     if (e < MIN_MESSAGE_SIZE) {
         return DEC_INVALID; /* "invalid message, too short" */
     }
@@ -529,8 +632,24 @@ decode_message(speedups_state *st, const unsigned char *b, Py_ssize_t e, PyObjec
             if (wt != 2) {
                 goto invalid;
             }
+            if (!build || !with_fields) {
+                finfo fi;
+                if (decode_field(st, b, &p, e, NULL, &fi) != DEC_OK) {
+                    goto invalid;
+                }
+                if (mi != NULL) {
+                    for (Py_ssize_t k = 0; k < mi->nwant; k++) {
+                        if (!mi->got[k] && mi->want_len[k] == fi.name_len &&
+                            memcmp(mi->want[k], b + fi.name_off, (size_t)fi.name_len) == 0) {
+                            mi->got[k] = 1;
+                            mi->found[k] = fi;
+                        }
+                    }
+                }
+                break;
+            }
             PyObject *f = NULL;
-            int rc = decode_field(st, b, &p, e, &f);
+            int rc = decode_field(st, b, &p, e, &f, NULL);
             if (rc == DEC_INVALID) {
                 goto invalid;
             }
@@ -545,6 +664,23 @@ decode_message(speedups_state *st, const unsigned char *b, Py_ssize_t e, PyObjec
     }
     if (uuid.off < 0 || !has_ts) {
         goto invalid; /* "missing required field ..." */
+    }
+    if (!build) {
+        if (mi != NULL) {
+            mi->uuid = uuid;
+            mi->typ = typ;
+            mi->logger = logger;
+            mi->payload = payload;
+            mi->env_version = env_version;
+            mi->hostname = hostname;
+            mi->has_ts = has_ts;
+            mi->ts = ts;
+            mi->has_sev = has_sev;
+            mi->sev = sev;
+            mi->has_pid = has_pid;
+            mi->pid = pid;
+        }
+        return DEC_OK;
     }
 
     PyObject *items[MESSAGE_ITEMS];
@@ -658,7 +794,7 @@ sp_decode(PyObject *module, PyObject *data)
         return NULL;
     }
     PyObject *msg = NULL;
-    int rc = decode_message(st, (const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &msg);
+    int rc = decode_message(st, (const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &msg, NULL);
     if (rc == DEC_ERROR) {
         return NULL;
     }
@@ -773,6 +909,14 @@ header_length(const unsigned char *b, Py_ssize_t start, Py_ssize_t hlen, const s
     return 0;
 }
 
+#define SCAN_NONE 0     /* framing only: records are (raw, None) */
+#define SCAN_DECODE 1   /* records are (raw, Message) */
+#define SCAN_VALIDATE 2 /* records are raw bytes of messages decode_message() accepts */
+
+static PyObject *scan_impl(speedups_state *st, PyObject *bufobj, Py_ssize_t pos, int final,
+                           const size_limit *limp, int mode, int in_corr, int want_spans,
+                           Py_ssize_t limit);
+
 PyDoc_STRVAR(scan_doc,
 "scan($module, buf, pos, final, max_message_size, decode, in_corruption, spans=False, limit=-1, /)\n--\n\n"
 "Every complete framed record in buf from pos, as repeated FrameScanner.next_record() calls\n"
@@ -830,7 +974,66 @@ sp_scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (decode && check_configured(st) < 0) {
         return NULL;
     }
+    return scan_impl(st, bufobj, pos, final, &lim, decode ? SCAN_DECODE : SCAN_NONE, in_corr, want_spans, limit);
+}
 
+PyDoc_STRVAR(scan_raw_doc,
+"scan_raw($module, buf, pos, final, max_message_size, in_corruption, limit, /)\n--\n\n"
+"scan() with decode=True and spans=False, but each record is only validated: records are the\n"
+"raw protobuf bytes (no Message built): (raws, new_pos, discarded, new_runs, in_corruption,\n"
+"max_timestamp | None).");
+
+static PyObject *
+sp_scan_raw(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "scan_raw(buf, pos, final, max_message_size, in_corruption, limit)");
+        return NULL;
+    }
+    speedups_state *st = get_state(module);
+    PyObject *bufobj = args[0];
+    if (!PyBytes_Check(bufobj)) {
+        PyErr_Format(PyExc_TypeError, "scan_raw() buffer must be bytes, not %.200s", Py_TYPE(bufobj)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (pos < 0) {
+        PyErr_SetString(PyExc_ValueError, "scan_raw() position must not be negative");
+        return NULL;
+    }
+    int final = PyObject_IsTrue(args[2]);
+    if (final < 0) {
+        return NULL;
+    }
+    size_limit lim;
+    if (parse_size_limit(args[3], &lim) < 0) {
+        return NULL;
+    }
+    int in_corr = PyObject_IsTrue(args[4]);
+    if (in_corr < 0) {
+        return NULL;
+    }
+    Py_ssize_t limit = PyLong_AsSsize_t(args[5]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return scan_impl(st, bufobj, pos, final, &lim, SCAN_VALIDATE, in_corr, 0, limit);
+}
+
+/* The loop behind scan() and scan_raw(). */
+static PyObject *
+scan_impl(speedups_state *st, PyObject *bufobj, Py_ssize_t pos, int final, const size_limit *limp,
+          int mode, int in_corr, int want_spans, Py_ssize_t limit)
+{
+    const size_limit lim = *limp;
+    const int decode = mode != SCAN_NONE;
+    int have_ts = 0;
+    int64_t max_ts = 0;
+    minfo mi;
+    mi.nwant = 0;
     const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(bufobj);
     const Py_ssize_t end = PyBytes_GET_SIZE(bufobj);
     Py_ssize_t discarded = 0, runs = 0, nrec = 0, last = pos;
@@ -901,9 +1104,33 @@ sp_scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         const Py_ssize_t mlen = (Py_ssize_t)msglen;
         PyObject *msg;
+        if (mode == SCAN_VALIDATE) {
+            if (decode_message(st, b + hend, mlen, NULL, &mi) != DEC_OK) {
+                DISCARD(1);
+                continue;
+            }
+            if (!have_ts || mi.ts > max_ts) {
+                max_ts = mi.ts;
+                have_ts = 1;
+            }
+            PyObject *raw = bytes_at(b, hend, mlen);
+            if (raw == NULL) {
+                goto error;
+            }
+            int arc = PyList_Append(records, raw);
+            Py_DECREF(raw);
+            if (arc < 0) {
+                goto error;
+            }
+            pos = hend + mlen;
+            last = pos;
+            in_corr = 0;
+            nrec++;
+            continue;
+        }
         if (decode) {
             msg = NULL;
-            int rc = decode_message(st, b + hend, mlen, &msg);
+            int rc = decode_message(st, b + hend, mlen, &msg, NULL);
             if (rc == DEC_ERROR) {
                 goto error;
             }
@@ -962,6 +1189,13 @@ sp_scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
 #undef DISCARD
 
+    if (mode == SCAN_VALIDATE) {
+        PyObject *ts = have_ts ? PyLong_FromLongLong(max_ts) : Py_NewRef(Py_None);
+        if (ts == NULL) {
+            goto error;
+        }
+        return Py_BuildValue("(NnnnNN)", records, pos, discarded, runs, PyBool_FromLong(in_corr), ts);
+    }
     if (want_spans) {
         return Py_BuildValue("(NnnnNNN)", records, pos, discarded, runs, PyBool_FromLong(in_corr), ends, gaps);
     }
@@ -974,6 +1208,289 @@ error:
     return NULL;
 }
 
+
+/* ---------------------------------------------------------------------------------------------
+ * slots(raws, names): read_message values without building Message objects.
+ *
+ * message_access.slot_builder(names)(raw, decode_message(raw)) for every raw, concatenated into
+ * one flat list (len(raws) * len(names) values): what the sandbox hands to Lua as a batch's
+ * projected slots. Headers as message_access._HEADERS reads them (Severity defaults to 7,
+ * Severity and Pid go through to_int32, a Pid of INT_MIN is None, `framed` is frame(raw)),
+ * `Fields[<name>]` the first value of the first field called <name> (None without values).
+ * A raw decode_message() rejects raises ValueError (callers pass validated records).
+ */
+#define SL_UUID 0
+#define SL_TIMESTAMP 1
+#define SL_TYPE 2
+#define SL_LOGGER 3
+#define SL_SEVERITY 4
+#define SL_PAYLOAD 5
+#define SL_ENV_VERSION 6
+#define SL_PID 7
+#define SL_HOSTNAME 8
+#define SL_RAW 9
+#define SL_FRAMED 10
+#define SL_SIZE 11
+#define SL_FIELD 12
+
+static const char *const slot_headers[] = {"Uuid", "Timestamp", "Type", "Logger", "Severity", "Payload",
+                                           "EnvVersion", "Pid", "Hostname", "raw", "framed", "size"};
+
+static inline int32_t
+to_int32(int64_t v)
+{
+    uint32_t u = (uint32_t)((uint64_t)v & 0xFFFFFFFFu);
+    return (u & 0x80000000u) ? (int32_t)(-(int64_t)(~u) - 1) : (int32_t)u;
+}
+
+static PyObject *
+field_value(const unsigned char *b, const fvalue *v)
+{
+    switch (v->kind) {
+    case FV_BYTES:
+        return bytes_at(b, v->off, v->len);
+    case FV_INT:
+        return PyLong_FromLongLong(v->i);
+    case FV_BOOL:
+        return PyBool_FromLong(v->i != 0);
+    case FV_DOUBLE:
+        return PyFloat_FromDouble(v->d);
+    default:
+        return Py_NewRef(Py_None);
+    }
+}
+
+static PyObject *
+framed_of(PyObject *raw)
+{
+    const Py_ssize_t n = PyBytes_GET_SIZE(raw);
+    unsigned char hdr[16];
+    unsigned char tmp[10];
+    size_t k = 0;
+    uint64_t v = (uint64_t)n;
+    while (v > 0x7F) {
+        tmp[k++] = (unsigned char)((v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    tmp[k++] = (unsigned char)v;
+    hdr[0] = RECORD_SEPARATOR;
+    hdr[1] = (unsigned char)(k + 1);
+    hdr[2] = 0x08;
+    memcpy(hdr + 3, tmp, k);
+    hdr[3 + k] = UNIT_SEPARATOR;
+    const Py_ssize_t h = (Py_ssize_t)(k + 4);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, h + n);
+    if (out == NULL) {
+        return NULL;
+    }
+    memcpy(PyBytes_AS_STRING(out), hdr, (size_t)h);
+    memcpy(PyBytes_AS_STRING(out) + h, PyBytes_AS_STRING(raw), (size_t)n);
+    return out;
+}
+
+PyDoc_STRVAR(decode_batch_doc,
+"decode_batch($module, raws, fields, /)\n--\n\n"
+"[decode(raw) for raw in raws] in one call; with fields false every Message has fields=() (the\n"
+"fields are validated, not built: for matchers that read headers only). ValueError for an\n"
+"invalid message (callers pass validated records).");
+
+static PyObject *
+sp_decode_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "decode_batch(raws, fields)");
+        return NULL;
+    }
+    speedups_state *st = get_state(module);
+    if (check_configured(st) < 0) {
+        return NULL;
+    }
+    int with_fields = PyObject_IsTrue(args[1]);
+    if (with_fields < 0) {
+        return NULL;
+    }
+    PyObject *raws = PySequence_Fast(args[0], "decode_batch() raws must be a sequence");
+    if (raws == NULL) {
+        return NULL;
+    }
+    const Py_ssize_t nr = PySequence_Fast_GET_SIZE(raws);
+    PyObject *out = PyList_New(nr);
+    if (out == NULL) {
+        Py_DECREF(raws);
+        return NULL;
+    }
+    for (Py_ssize_t r = 0; r < nr; r++) {
+        PyObject *raw = PySequence_Fast_GET_ITEM(raws, r);
+        if (!PyBytes_Check(raw)) {
+            PyErr_SetString(PyExc_TypeError, "decode_batch() raws must be bytes");
+            goto error;
+        }
+        PyObject *msg = NULL;
+        int rc = decode_message_ex(st, (const unsigned char *)PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), &msg,
+                                   NULL, with_fields);
+        if (rc == DEC_ERROR) {
+            goto error;
+        }
+        if (rc == DEC_INVALID) {
+            PyErr_SetString(PyExc_ValueError, "decode_batch(): invalid message");
+            goto error;
+        }
+        PyList_SET_ITEM(out, r, msg);
+    }
+    Py_DECREF(raws);
+    return out;
+error:
+    Py_DECREF(raws);
+    Py_DECREF(out);
+    return NULL;
+}
+
+PyDoc_STRVAR(slots_doc,
+"slots($module, raws, names, /)\n--\n\n"
+"The projected read_message values of every raw message, flat: slot_builder(names) applied to\n"
+"(raw, decode_message(raw)) for each raw, concatenated. ValueError for an invalid message.");
+
+static PyObject *
+sp_slots(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "slots(raws, names)");
+        return NULL;
+    }
+    speedups_state *st = get_state(module);
+    PyObject *raws = PySequence_Fast(args[0], "slots() raws must be a sequence");
+    if (raws == NULL) {
+        return NULL;
+    }
+    PyObject *names = PySequence_Fast(args[1], "slots() names must be a sequence");
+    if (names == NULL) {
+        Py_DECREF(raws);
+        return NULL;
+    }
+    PyObject *out = NULL;
+    const Py_ssize_t nn = PySequence_Fast_GET_SIZE(names);
+    const Py_ssize_t nr = PySequence_Fast_GET_SIZE(raws);
+    int kinds[MAX_WANTED];
+    Py_ssize_t fslot[MAX_WANTED]; /* slot -> index in mi.want */
+    minfo mi;
+    mi.nwant = 0;
+    if (nn > MAX_WANTED) {
+        PyErr_SetString(PyExc_ValueError, "slots(): too many names");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nn; i++) {
+        PyObject *nm = PySequence_Fast_GET_ITEM(names, i);
+        if (!PyBytes_Check(nm)) {
+            PyErr_SetString(PyExc_TypeError, "slots() names must be bytes");
+            goto done;
+        }
+        const char *s = PyBytes_AS_STRING(nm);
+        const Py_ssize_t len = PyBytes_GET_SIZE(nm);
+        kinds[i] = -1;
+        for (int h = 0; h < SL_FIELD; h++) {
+            if ((size_t)len == strlen(slot_headers[h]) && memcmp(s, slot_headers[h], (size_t)len) == 0) {
+                kinds[i] = h;
+                break;
+            }
+        }
+        if (kinds[i] < 0) {
+            if (len < 8 || memcmp(s, "Fields[", 7) != 0 || s[len - 1] != ']') {
+                PyErr_Format(PyExc_ValueError, "slots(): %R is not a message variable", nm);
+                goto done;
+            }
+            kinds[i] = SL_FIELD;
+            fslot[i] = mi.nwant;
+            mi.want[mi.nwant] = s + 7;
+            mi.want_len[mi.nwant] = len - 8;
+            mi.nwant++;
+        }
+    }
+    if (nr > 0 && nn > PY_SSIZE_T_MAX / nr) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (check_configured(st) < 0) {
+        goto done;
+    }
+    out = PyList_New(nr * nn);
+    if (out == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t r = 0; r < nr; r++) {
+        PyObject *raw = PySequence_Fast_GET_ITEM(raws, r);
+        if (!PyBytes_Check(raw)) {
+            PyErr_SetString(PyExc_TypeError, "slots() raws must be bytes");
+            Py_CLEAR(out);
+            goto done;
+        }
+        const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(raw);
+        if (decode_message(st, b, PyBytes_GET_SIZE(raw), NULL, &mi) != DEC_OK) {
+            PyErr_SetString(PyExc_ValueError, "slots(): invalid message");
+            Py_CLEAR(out);
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < nn; i++) {
+            PyObject *v;
+            switch (kinds[i]) {
+            case SL_UUID:
+                v = span_or_none(b, mi.uuid);
+                break;
+            case SL_TIMESTAMP:
+                v = PyLong_FromLongLong(mi.ts);
+                break;
+            case SL_TYPE:
+                v = span_or_none(b, mi.typ);
+                break;
+            case SL_LOGGER:
+                v = span_or_none(b, mi.logger);
+                break;
+            case SL_SEVERITY:
+                v = PyLong_FromLong(mi.has_sev ? (long)to_int32(mi.sev) : 7L);
+                break;
+            case SL_PAYLOAD:
+                v = span_or_none(b, mi.payload);
+                break;
+            case SL_ENV_VERSION:
+                v = span_or_none(b, mi.env_version);
+                break;
+            case SL_PID:
+                if (!mi.has_pid || to_int32(mi.pid) == INT32_MIN) {
+                    v = Py_NewRef(Py_None);
+                }
+                else {
+                    v = PyLong_FromLong((long)to_int32(mi.pid));
+                }
+                break;
+            case SL_HOSTNAME:
+                v = span_or_none(b, mi.hostname);
+                break;
+            case SL_RAW:
+                v = Py_NewRef(raw);
+                break;
+            case SL_FRAMED:
+                v = framed_of(raw);
+                break;
+            case SL_SIZE:
+                v = PyLong_FromSsize_t(PyBytes_GET_SIZE(raw));
+                break;
+            default: {
+                const Py_ssize_t k = fslot[i];
+                v = mi.got[k] ? field_value(b, &mi.found[k].first) : Py_NewRef(Py_None);
+                break;
+            }
+            }
+            if (v == NULL) {
+                Py_CLEAR(out);
+                goto done;
+            }
+            PyList_SET_ITEM(out, r * nn + i, v);
+        }
+    }
+done:
+    Py_DECREF(raws);
+    Py_DECREF(names);
+    return out;
+}
 
 /* ------------------------------------------------------------------------------------------------
  * Lua-side message writer (sandbox inject/encode path).
@@ -998,6 +1515,7 @@ typedef struct lua_State lua_State;
 #define HSP_LUA_TBOOLEAN 1
 #define HSP_LUA_TNUMBER 3
 #define HSP_LUA_TSTRING 4
+#define HSP_LUA_TTABLE 5
 
 static struct {
     int ok;
@@ -1010,6 +1528,15 @@ static struct {
     void (*rawgeti)(lua_State *, int, int);
     void (*rawseti)(lua_State *, int, int);
     void (*pushnil)(lua_State *);
+    void (*pushboolean)(lua_State *, int);
+    void (*pushnumber)(lua_State *, double);
+    void (*pushvalue)(lua_State *, int);
+    void (*rawget)(lua_State *, int);
+    void (*rawset)(lua_State *, int);
+    int (*getmetatable)(lua_State *, int);
+    int (*next)(lua_State *, int);
+    void (*insert)(lua_State *, int);
+    void (*replace)(lua_State *, int);
     void (*pushlstring)(lua_State *, const char *, size_t);
     void (*settop)(lua_State *, int);
 } lapi;
@@ -1223,10 +1750,69 @@ lw_header_number(lw_tls *T, lua_State *L, int i, unsigned char tag, size_t *pos)
     return rc;
 }
 
+/* Framed records appended by hsp_lua_encode_inject, waiting for take_injected(): per thread,
+ * like the encode buffer (a plugin's Lua code and its host callbacks run on one thread). */
+typedef struct {
+    unsigned char *buf;
+    size_t len, cap;
+    size_t count;     /* records */
+    size_t pb_bytes;  /* their protobuf bytes (without framing) */
+} lw_pending;
+static __thread lw_pending lw_pend;
+
+static int
+lw_pend_append(const unsigned char *pb, size_t n)
+{
+    lw_pending *P = &lw_pend;
+    unsigned char hdr[16];
+    size_t k = 3 + lw_varint(hdr + 3, (uint64_t)n);
+    hdr[0] = RECORD_SEPARATOR;
+    hdr[1] = (unsigned char)(k - 2);
+    hdr[2] = 0x08;
+    hdr[k++] = UNIT_SEPARATOR;
+    if (P->len + k + n > P->cap) {
+        size_t cap = P->cap ? P->cap : 65536;
+        while (cap < P->len + k + n) {
+            cap *= 2;
+        }
+        unsigned char *b = realloc(P->buf, cap);
+        if (b == NULL) {
+            return -1;
+        }
+        P->buf = b;
+        P->cap = cap;
+    }
+    memcpy(P->buf + P->len, hdr, k);
+    memcpy(P->buf + P->len + k, pb, n);
+    P->len += k + n;
+    P->count++;
+    P->pb_bytes += n;
+    return 0;
+}
+
 /* hsp_lua_encode(flat, n, output_limit) -> bytes | nil (nil: take the Python path). On success
- * flat[1..n] are cleared. */
+ * flat[1..n] are cleared.
+ * hsp_lua_encode_inject(flat, n, output_limit) -> true | nil: the same encoding, but the framed
+ * record is appended to this thread's pending buffer (take_injected() hands it to the host)
+ * instead of being returned; nil appends nothing. */
+static int lw_encode(lua_State *L, int append);
+
 int
 hsp_lua_encode(lua_State *L)
+{
+    return lw_encode(L, 0);
+}
+
+int
+hsp_lua_encode_inject(lua_State *L)
+{
+    return lw_encode(L, 1);
+}
+
+static int lw_encode_stack(lua_State *L, lw_tls *T, int n, double olimit, int append, int clear_flat);
+
+static int
+lw_encode(lua_State *L, int append)
 {
     int top = 3;
     lw_tls *T = &lw_state;
@@ -1236,13 +1822,140 @@ hsp_lua_encode(lua_State *L)
     lapi.settop(L, 3);
     int n = (int)lapi.tonumber(L, 2);
     double olimit = lapi.tonumber(L, 3);
-    size_t pos = 0;
-    int lw_ix;
-    if (n < 10 || n > 7000 || !lapi.checkstack(L, n + 2) || lw_reserve(T, 0, 64) < 0) {
+    if (n < 10 || n > 7000 || !lapi.checkstack(L, n + 2)) {
         LW_FAIL();          /* (Lua's C stack holds at most 8000 values) */
     }
     for (int i = 1; i <= n; i++) {
         lapi.rawgeti(L, 1, i);
+    }
+    return lw_encode_stack(L, T, n, olimit, append, 1);
+}
+
+/* One header of the message table as bootstrap.lua flatten() puts it in flat[]: pushed (nil for
+ * a value flatten drops), or -1 when flatten would convert it (a number where a string goes, a
+ * string where a number goes): the caller then leaves the message to flatten. */
+#define LT_STRING 0
+#define LT_NUMBER 1
+#define LT_UUID 2
+static int
+lt_header(lua_State *L, const char *key, int kind)
+{
+    lapi.pushlstring(L, key, strlen(key));
+    lapi.rawget(L, 1);
+    int t = lapi.type(L, -1);
+    if (kind == LT_STRING || kind == LT_UUID) {
+        if (t == HSP_LUA_TSTRING) {
+            return 0;
+        }
+        if (t == HSP_LUA_TNUMBER && kind == LT_STRING) {
+            return -1;
+        }
+    }
+    else {
+        if (t == HSP_LUA_TNUMBER) {
+            return 0;
+        }
+        if (t == HSP_LUA_TSTRING) {
+            return -1;
+        }
+    }
+    if (t != HSP_LUA_TNIL) {
+        lapi.settop(L, -2);
+        lapi.pushnil(L);
+    }
+    return 0;
+}
+
+/* hsp_lua_encode_table(msg, output_limit, append, logger, hostname, pid) -> bytes | true | nil:
+ * flatten() and hsp_lua_encode(_inject) in one step, for the common message table: no metatable,
+ * headers of their natural types, Fields a hash of string names to single string, number or
+ * boolean values. Anything else returns nil before changing anything but the defaulted Logger,
+ * Hostname and Pid (which flatten() then sets the same way) and takes the Lua path. Only for
+ * unrestricted headers (flatten() overwrites restricted ones). */
+int
+hsp_lua_encode_table(lua_State *L)
+{
+    int top = 3;
+    lw_tls *T = &lw_state;
+    if (!lapi.ok) {
+        return 0;
+    }
+    lapi.settop(L, 6);
+    if (lapi.type(L, 1) != HSP_LUA_TTABLE || !lapi.checkstack(L, 40)) {
+        LW_FAIL();
+    }
+    if (lapi.getmetatable(L, 1)) {
+        LW_FAIL();
+    }
+    double olimit = lapi.tonumber(L, 2);
+    int append = lapi.toboolean(L, 3);
+    /* flatten(): `if msg.Logger == nil then msg.Logger = logger_name end`, Hostname, Pid */
+    static const char *const defaulted[3] = {"Logger", "Hostname", "Pid"};
+    for (int k = 0; k < 3; k++) {
+        lapi.pushlstring(L, defaulted[k], strlen(defaulted[k]));
+        lapi.rawget(L, 1);
+        int t = lapi.type(L, -1);
+        lapi.settop(L, -2);
+        if (t == HSP_LUA_TNIL) {
+            lapi.pushlstring(L, defaulted[k], strlen(defaulted[k]));
+            lapi.pushvalue(L, 4 + k);
+            lapi.rawset(L, 1);
+        }
+    }
+    lapi.settop(L, 3);
+    lapi.pushlstring(L, "Fields", 6);
+    lapi.rawget(L, 1);
+    lapi.replace(L, 3);                      /* slot 3: Fields; flat[] from slot 4 */
+    if (lt_header(L, "Uuid", LT_UUID) < 0 || lt_header(L, "Timestamp", LT_NUMBER) < 0
+        || lt_header(L, "Type", LT_STRING) < 0 || lt_header(L, "Logger", LT_STRING) < 0
+        || lt_header(L, "Severity", LT_NUMBER) < 0 || lt_header(L, "Payload", LT_STRING) < 0
+        || lt_header(L, "EnvVersion", LT_STRING) < 0 || lt_header(L, "Pid", LT_NUMBER) < 0
+        || lt_header(L, "Hostname", LT_STRING) < 0) {
+        LW_FAIL();
+    }
+    lapi.pushnumber(L, 0);                   /* flat[10]: the field count, set below */
+    int nf = 0;
+    if (lapi.type(L, 3) == HSP_LUA_TTABLE) {
+        lapi.rawgeti(L, 3, 1);
+        int t1 = lapi.type(L, -1);
+        lapi.settop(L, -2);
+        if (t1 == HSP_LUA_TTABLE) {
+            LW_FAIL();                       /* the array form */
+        }
+        lapi.pushnil(L);
+        while (lapi.next(L, 3)) {
+            /* [..., key, value] -> [..., key, vt, false, 1, value, key] */
+            int tv = lapi.type(L, -1);
+            double vt = tv == HSP_LUA_TSTRING ? 0 : tv == HSP_LUA_TNUMBER ? 3 : tv == HSP_LUA_TBOOLEAN ? 4 : -1;
+            if (lapi.type(L, -2) != HSP_LUA_TSTRING || vt < 0 || nf >= 1398 || !lapi.checkstack(L, 8)) {
+                LW_FAIL();
+            }
+            lapi.pushvalue(L, -2);
+            lapi.insert(L, -3);
+            lapi.pushnumber(L, vt);
+            lapi.insert(L, -3);
+            lapi.pushboolean(L, 0);
+            lapi.insert(L, -3);
+            lapi.pushnumber(L, 1);
+            lapi.insert(L, -3);
+            lapi.insert(L, -2);
+            nf++;
+        }
+    }
+    lapi.pushnumber(L, nf);
+    lapi.replace(L, 3 + 10);
+    return lw_encode_stack(L, T, 10 + 5 * nf, olimit, append, 0);
+}
+
+/* The encoder proper: flat[1..n] are in stack slots 4..n+3. */
+static int
+lw_encode_stack(lua_State *L, lw_tls *T, int n, double olimit, int append, int clear_flat)
+{
+    int top = 3;
+    size_t pos = 0;
+    int lw_ix;
+    if (lw_reserve(T, 0, 64) < 0) {
+        LW_FAIL();
     }
     unsigned char *o = T->buf;
     o[0] = 0x0A;
@@ -1433,13 +2146,48 @@ hsp_lua_encode(lua_State *L)
     if (olimit > 0 && (double)pos + 10 > olimit) {
         LW_FAIL();          /* the Python path computes lua_sandbox's buffer peak */
     }
+    if (append && lw_pend_append(T->buf, pos) < 0) {
+        LW_FAIL();
+    }
     lapi.settop(L, 3);
-    for (int i = 1; i <= n; i++) {
+    for (int i = 1; clear_flat && i <= n; i++) {
         lapi.pushnil(L);
         lapi.rawseti(L, 1, i);
     }
-    lapi.pushlstring(L, (const char *)T->buf, pos);
+    if (append) {
+        lapi.pushboolean(L, 1);
+    }
+    else {
+        lapi.pushlstring(L, (const char *)T->buf, pos);
+    }
     return 1;
+}
+
+PyDoc_STRVAR(take_injected_doc,
+"take_injected() -> (framed: bytes, count: int, pb_bytes: int)\n\n"
+"What hsp_lua_encode_inject appended on this thread since the last call (and empty it).");
+
+static PyObject *
+sp_take_injected(PyObject *self, PyObject *unused)
+{
+    lw_pending *P = &lw_pend;
+    PyObject *data = PyBytes_FromStringAndSize((const char *)P->buf, (Py_ssize_t)P->len);
+    if (data == NULL) {
+        return NULL;
+    }
+    PyObject *res = Py_BuildValue("(Nnn)", data, (Py_ssize_t)P->count, (Py_ssize_t)P->pb_bytes);
+    if (res == NULL) {
+        return NULL;
+    }
+    P->len = 0;
+    P->count = 0;
+    P->pb_bytes = 0;
+    if (P->cap > (1u << 22)) {   /* do not keep a burst's buffer */
+        free(P->buf);
+        P->buf = NULL;
+        P->cap = 0;
+    }
+    return res;
 }
 
 #undef LW_GET
@@ -1473,6 +2221,15 @@ sp_lua_bind(PyObject *self, PyObject *arg)
     SYM(rawgeti, "lua_rawgeti");
     SYM(rawseti, "lua_rawseti");
     SYM(pushnil, "lua_pushnil");
+    SYM(pushboolean, "lua_pushboolean");
+    SYM(pushnumber, "lua_pushnumber");
+    SYM(pushvalue, "lua_pushvalue");
+    SYM(rawget, "lua_rawget");
+    SYM(rawset, "lua_rawset");
+    SYM(getmetatable, "lua_getmetatable");
+    SYM(next, "lua_next");
+    SYM(insert, "lua_insert");
+    SYM(replace, "lua_replace");
     SYM(pushlstring, "lua_pushlstring");
     SYM(settop, "lua_settop");
 #undef SYM
@@ -1489,7 +2246,11 @@ static PyMethodDef speedups_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))sp_configure, METH_FASTCALL, configure_doc},
     {"decode", (PyCFunction)sp_decode, METH_O, decode_doc},
     {"scan", (PyCFunction)(void (*)(void))sp_scan, METH_FASTCALL, scan_doc},
+    {"scan_raw", (PyCFunction)(void (*)(void))sp_scan_raw, METH_FASTCALL, scan_raw_doc},
+    {"slots", (PyCFunction)(void (*)(void))sp_slots, METH_FASTCALL, slots_doc},
+    {"decode_batch", (PyCFunction)(void (*)(void))sp_decode_batch, METH_FASTCALL, decode_batch_doc},
     {"lua_bind", (PyCFunction)sp_lua_bind, METH_O, lua_bind_doc},
+    {"take_injected", (PyCFunction)sp_take_injected, METH_NOARGS, take_injected_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,13 +15,14 @@ lua_sandbox's lazier queue decoder accepts more).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from struct import Struct
 from struct import error as struct_error
 from types import ModuleType
 
 from hindsight_py.message.model import Field, FieldValue, Message
 
-__all__ = ["DecodeError", "decode_message", "MIN_MESSAGE_SIZE"]
+__all__ = ["DecodeError", "decode_message", "decode_batch", "MIN_MESSAGE_SIZE"]
 
 
 def _load_speedups() -> ModuleType | None:
@@ -273,3 +274,25 @@ if _speedups is not None:
         except DecodeError:
             return False
         return True
+
+
+def _decode_batch_py(raws: Sequence[bytes], fields: bool = True) -> list[Message]:
+    """decode_batch() in pure Python: the reference the C decode_batch() mirrors."""
+    if fields:
+        return [decode_message(r) for r in raws]
+    return [decode_message(r)._replace(fields=()) for r in raws]
+
+
+_c_decode_batch = getattr(_speedups, "decode_batch", None) if _speedups is not None else None
+
+
+def decode_batch(raws: Sequence[bytes], fields: bool = True) -> list[Message]:
+    """Decode many messages at once (each must be valid: DecodeError otherwise). With `fields`
+    false each Message has `fields == ()`: for readers of headers only (a matcher without
+    Fields tests), which the C accelerator then validates without building the fields."""
+    if _c_decode_batch is not None and type(raws) is list:
+        try:
+            return _c_decode_batch(raws, fields)  # type: ignore[no-any-return]
+        except (ValueError, TypeError):
+            pass  # an invalid message or a non-bytes item: the reference raises the precise error
+    return _decode_batch_py(raws, fields)

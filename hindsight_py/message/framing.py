@@ -40,6 +40,7 @@ UNIT_SEPARATOR = 0x1F
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
 _RS = b"\x1e"
 _scan = _speedups.scan if _speedups is not None else None
+_scan_raw = getattr(_speedups, "scan_raw", None) if _speedups is not None else None
 # Records per scan() call in records(): bounds the memory of decoded messages held at once.
 _BATCH = 128
 
@@ -250,6 +251,27 @@ class FrameScanner:
             stats.corrupt_runs += runs
         stats.records += len(recs)
         return recs  # type: ignore[no-any-return]
+
+    def take_raw(self, limit: int, final: bool = False) -> tuple[list[bytes], int | None]:
+        """take() for a reader that decodes lazily: the raw protobuf of each record (every one a
+        message decode_message() accepts, the same records take() returns) and the largest
+        Timestamp among them (None without records). With the accelerator no Message is built."""
+        buf = self._buf
+        maxsize = self.max_message_size
+        if _scan_raw is None or not self.decode or type(buf) is not bytes or type(maxsize) is not int:
+            recs = self.take(limit, final)
+            if not self.decode:
+                return [r for r, _ in recs], None
+            return [r for r, _ in recs], max((m.timestamp for _, m in recs if m is not None), default=None)
+        raws, end, discarded, runs, in_corr, max_ts = _scan_raw(buf, self._pos, final, maxsize, self._in_corruption, limit)
+        self._pos = end
+        self._in_corruption = in_corr
+        stats = self.stats
+        if discarded:
+            stats.discarded_bytes += discarded
+            stats.corrupt_runs += runs
+        stats.records += len(raws)
+        return raws, max_ts
 
     def take_ends(self, limit: int, final: bool = False) -> tuple[list[tuple[bytes, Message | None]], list[int]]:
         """take(), plus the stream offset just after each record (the `offset` a checkpoint of

@@ -154,6 +154,21 @@ class QueueReader:
         """
         return self._read(max_records, lambda sc, fid, limit, final: sc.take(limit, final))
 
+    def read_raw_batch(self, max_records: int = 400) -> tuple[list[bytes], int | None]:
+        """read_batch() without decoding: the raw protobuf of up to `max_records` valid records
+        and the largest Timestamp among them (None when caught up). For callers that decode only
+        what they use (the analysis workers: a TRUE matcher and projected slots need no Message)."""
+        max_ts: int | None = None
+
+        def take(sc: FrameScanner, fid: int, limit: int, final: bool) -> list[Any]:
+            nonlocal max_ts
+            raws, ts = sc.take_raw(limit, final)
+            if ts is not None and (max_ts is None or ts > max_ts):
+                max_ts = ts
+            return raws
+
+        return self._read(max_records, take), max_ts
+
     def read_ends(self, max_records: int = 500) -> list[tuple[bytes, Message, int, int]]:
         """Up to `max_records` records as (raw, message, file id, offset after it) ([] when caught
         up): read()'s positions without a QueuePosition per record (the output runners' path)."""

@@ -12,11 +12,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from hindsight_py.message.decode import _speedups, decode_message
 from hindsight_py.message.framing import frame
 from hindsight_py.message.model import Message
 from hindsight_py.message.text import to_int32
 
-__all__ = ["value_getter", "read_value", "projected_names", "Getter", "HEADER_NAMES"]
+__all__ = ["value_getter", "read_value", "projected_names", "slot_builder", "raw_slot_builder", "Getter", "HEADER_NAMES"]
 
 Getter = Callable[[bytes, Message], Any]
 HEADER_NAMES = (
@@ -135,3 +136,28 @@ def slot_builder(names: Sequence[bytes]) -> Callable[[bytes, Message], tuple[Any
         return tuple(out)
 
     return build
+
+
+_c_slots = getattr(_speedups, "slots", None) if _speedups is not None else None
+_C_MAX_NAMES = 64  # _speedups.c MAX_WANTED
+
+
+def raw_slot_builder(names: Sequence[bytes]) -> Callable[[Sequence[bytes]], list[Any]]:
+    """A function producing the flat slot values of a batch of *raw* (undecoded, valid) messages:
+    slot_builder(names)(raw, decode_message(raw)) for each, concatenated.
+
+    With the C accelerator the values are read straight from the protobuf bytes (`slots` in
+    _speedups.c) and no Message is built; the Python composition above is the reference."""
+    names = list(names)
+    if _c_slots is not None and len(names) <= _C_MAX_NAMES:
+        c_slots = _c_slots
+        return lambda raws: c_slots(raws, names)  # type: ignore[no-any-return]
+    build = slot_builder(names)
+
+    def reference(raws: Sequence[bytes]) -> list[Any]:
+        flat: list[Any] = []
+        for raw in raws:
+            flat.extend(build(raw, decode_message(raw)))
+        return flat
+
+    return reference
