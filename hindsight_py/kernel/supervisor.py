@@ -133,6 +133,11 @@ class Kernel:
         self.plugin_logs: dict[str, deque[tuple[float, str, str]]] = {}
         self.termination_log: deque[tuple[float, str, str]] = deque(maxlen=200)
         self._load_requests: deque[tuple[str, Path]] = deque()  # load-dir files to act on now
+        # request_load() writes a byte here so the main loop's wait ends at once (self-pipe)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._wake_lock = threading.Lock()  # no write after close (the number may be reused)
         self.stats = StatsWriter(hcfg.output_path)
         self._bp_seen_id = -1
         self._drain_to: QueuePosition | None = None  # batch mode: where the workers must read to
@@ -292,10 +297,10 @@ class Kernel:
     # -- the loop -----------------------------------------------------------------------------
     def _poll_workers(self, timeout: float) -> None:
         conns = {w.conn: w for w in self.workers if not w.exited}
-        if not conns:
-            time.sleep(timeout)
-            return
-        for ready in wait(list(conns), timeout):
+        for ready in wait([*conns, self._wake_r], timeout):
+            if ready == self._wake_r:
+                self._drain_wake()
+                continue
             conn = cast(Connection, ready)  # wait() returns what it was given: our pipe ends
             w = conns[conn]
             try:
@@ -389,9 +394,23 @@ class Kernel:
                     self.log.info("pruned queue files", queue=q, files=len(removed), below=removed[-1] + 1)
 
     def request_load(self, ptype: str, path: Path) -> None:
-        """Act on a file the dashboard wrote (atomically) into the load directory at the main
-        loop's next turn (~0.1 s) instead of after two stable polls (1-2 s): the same actions."""
+        """Act on a file the dashboard wrote (atomically) into the load directory now (the main
+        loop is woken) instead of after two stable polls (1-2 s): the same actions."""
         self._load_requests.append((ptype, path))
+        with self._wake_lock:
+            if self._wake_w < 0:
+                return  # hsp stopped
+            try:
+                os.write(self._wake_w, b"\0")
+            except BlockingIOError:
+                pass  # the pipe is full: a wake-up is pending anyway
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except OSError:
+            pass  # empty
 
     def _apply_load_requests(self) -> None:
         while self._load_requests:
@@ -510,6 +529,10 @@ class Kernel:
             if dashboard is not None:
                 dashboard.stop()
             restore()
+            with self._wake_lock:
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                self._wake_w = -1
         return self.exit_code
 
     def _shutdown(self) -> None:

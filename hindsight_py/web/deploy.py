@@ -8,9 +8,10 @@ What happens then is exactly the loader's: the Lua moves to the run directory (a
 using it is restarted), the cfg replaces or starts the plugin. Stopping writes `<name>.off`.
 
 Nothing reaches the load directory before the plugin passed a scratch run (`scratch.py`, in a
-child process with a timeout): its cfg is loaded as Hindsight would load it (so a bad matcher,
-a bad limit or an unknown Lua file is refused with the cfg line), and its sandbox is created
-and destroyed (so a syntax error or a failing top level is refused with Lua's message).
+pre-started child process killed past a deadline, `scratch_pool.py`): its cfg is loaded as
+Hindsight would load it (so a bad matcher, a bad limit or an unknown Lua file is refused with
+the cfg line), and its sandbox is created and destroyed (so a syntax error or a failing top
+level is refused with Lua's message; a top level that never ends, with "validation timed out").
 
 The deployed Lua file is always named `<name>.lua` (the cfg's `filename` is set to it), so a
 deploy never changes the code of another plugin that shares a file name.
@@ -27,7 +28,7 @@ from typing import Any
 
 from hindsight_py.config.model import PLUGIN_TYPES, HindsightConfig, PluginType
 from hindsight_py.config.toml import LUA_KEYWORDS, lua_literal
-from hindsight_py.web import scratch
+from hindsight_py.web.scratch_pool import ScratchPool
 
 __all__ = ["DeployError", "DeployRequest", "Deployer", "render_cfg", "parse_name"]
 
@@ -126,9 +127,10 @@ def _atomic_write(path: Path, text: str) -> None:
 class Deployer:
     """Deploy / stop / read plugins of a running kernel through its load directory."""
 
-    def __init__(self, kernel: Any, *, allow_io: bool, timeout: float = 20.0) -> None:
+    def __init__(self, kernel: Any, scratch: ScratchPool, *, allow_io: bool, timeout: float = 20.0) -> None:
         self.kernel = kernel
         self.hcfg: HindsightConfig = kernel.hcfg
+        self.scratch = scratch
         self.allow_io = allow_io
         self.timeout = timeout
 
@@ -144,7 +146,7 @@ class Deployer:
 
     def validate(self, req: DeployRequest) -> dict[str, Any]:
         """The scratch run: {"ok": true, ...} or {"ok": false, "error": ...}."""
-        return scratch.run_scratch(
+        return self.scratch.run(
             {"op": "validate", "type": req.type, "name": req.name, "source": req.source, "cfg": req.cfg_text},
             self.hcfg, timeout=self.timeout,
         )

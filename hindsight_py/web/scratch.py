@@ -2,10 +2,16 @@
 
 The dashboard validates and tries plugins that nobody has run yet. A plugin's top level or a
 matcher can run for a long time (`instruction_limit = 0` and a loop) or use a lot of memory, so
-this never happens in the `hsp run` process: `run_scratch()` starts `python -m
-hindsight_py.web.scratch`, sends it the request (pickled: parent to child only, the child never
-sends pickles back), and reads one JSON answer from its stdout; past `timeout` the child is
-killed and the answer says so.
+this never happens in the `hsp run` process: it happens in `python -m hindsight_py.web.scratch`,
+a child process that `scratch_pool.py` starts ahead of time (so a deploy does not wait for an
+interpreter to start and import lupa), kills past the request's deadline and replaces.
+
+This module is that child's side: `serve()` reads framed requests from stdin (an 8-byte length,
+then a pickle of (request, HindsightConfig, timeout): parent to child only, the child never
+sends pickles back) and writes one framed JSON answer per request to the stdout it was started
+with; anything else the process prints goes to stderr, never into an answer. Each request runs
+under `alarm()`: should the parent be gone, a plugin stuck at its top level still ends the
+process.
 
 Operations (the child's `handle()`):
 - `validate`: load the cfg as the load directory would (in a scratch run directory, with the
@@ -22,37 +28,19 @@ import dataclasses
 import json
 import os
 import pickle
-import subprocess
+import signal
+import struct
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from hindsight_py.config.model import HindsightConfig
 
-__all__ = ["run_scratch", "handle"]
+__all__ = ["FRAME", "handle", "serve"]
 
-MAX_OUTPUT = 8 * 1024 * 1024
-
-
-def run_scratch(request: dict[str, Any], hcfg: HindsightConfig, *, timeout: float = 20.0) -> dict[str, Any]:
-    """Run `request` in a child process; always returns a dict (errors as {"ok": False, ...})."""
-    data = pickle.dumps((request, hcfg))
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "hindsight_py.web.scratch"], input=data, capture_output=True,
-            timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"the scratch run did not finish within {timeout:g} s (a loop at the top level?)"}
-    if proc.returncode != 0 or not proc.stdout:
-        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-        return {"ok": False, "error": "the scratch run failed: " + (" | ".join(tail) or f"exit status {proc.returncode}")}
-    try:
-        out: dict[str, Any] = json.loads(proc.stdout[:MAX_OUTPUT])
-    except ValueError:
-        return {"ok": False, "error": "the scratch run answered with invalid JSON"}
-    return out
+FRAME = struct.Struct(">Q")  # the length before each request and answer
+ALARM_SLACK = 5  # seconds past the parent's deadline after which the child ends itself
 
 
 def _scratch_hcfg(hcfg: HindsightConfig, d: Path) -> HindsightConfig:
@@ -162,14 +150,52 @@ def handle(req: dict[str, Any], hcfg: HindsightConfig) -> dict[str, Any]:
     return {"ok": False, "error": f"unknown operation {op!r}"}
 
 
+def _read_exact(fh: BinaryIO, n: int) -> bytes | None:
+    """n bytes, or None at the end of the input (the parent closed the pipe or is gone)."""
+    parts, left = [], n
+    while left:
+        chunk = fh.read(left)
+        if not chunk:
+            return None
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def serve(requests: BinaryIO, answers: BinaryIO) -> None:
+    """Answer framed requests one after the other until the input ends."""
+    while True:
+        head = _read_exact(requests, FRAME.size)
+        body = _read_exact(requests, FRAME.unpack(head)[0]) if head is not None else None
+        if body is None:
+            return
+        req, hcfg, timeout = pickle.loads(body)  # noqa: S301 - written by our parent
+        signal.alarm(int(timeout) + ALARM_SLACK)  # SIGALRM's default action ends the process
+        try:
+            out = handle(req, hcfg)
+        except Exception as e:  # noqa: BLE001 - report, never a traceback page
+            out = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        finally:
+            signal.alarm(0)
+        data = json.dumps(out, default=str).encode()
+        answers.write(FRAME.pack(len(data)) + data)
+        answers.flush()
+
+
+def _preload() -> None:
+    """Import what the operations need now, while the child waits for its first request."""
+    import hindsight_py.config.lua_cfg  # noqa: F401
+    import hindsight_py.kernel.plugin_host  # noqa: F401
+    import hindsight_py.testing.harness  # noqa: F401
+    import hindsight_py.web.cbuf  # noqa: F401
+    import hindsight_py.web.collector  # noqa: F401
+
+
 def main() -> None:
-    req, hcfg = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - written by our parent
-    try:
-        out = handle(req, hcfg)
-    except Exception as e:  # noqa: BLE001 - report, never a traceback page
-        out = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-    sys.stdout.write(json.dumps(out, default=str))
-    sys.stdout.flush()
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray output (a library's print) must never corrupt an answer
+    _preload()
+    serve(sys.stdin.buffer, answers)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 `DashboardServer` runs an aiohttp application on its own event loop in a daemon thread of the
 `hsp run` process, next to the kernel. Everything it shows is read through `collector.py`;
 everything it changes goes through `deploy.py` (the load directory). Slow or untrusted work
-(scratch runs, queue reads) runs in the loop's thread pool, so the page stays responsive.
+(scratch runs, queue reads) runs in the loop's thread pool, so the page stays responsive; the
+scratch processes are pre-started with the server (`scratch_pool.py`) and stopped with it.
 
 Access rules (the API deploys code):
 - listening beyond loopback requires a token (refused at configuration time), and then every
@@ -31,7 +32,7 @@ from hindsight_py.config.model import DashboardConfig
 from hindsight_py.config.validate import is_loopback
 from hindsight_py.web.collector import PayloadFollower, RecentMessages, StatusCollector, message_json
 from hindsight_py.web.deploy import DeployError, DeployRequest, Deployer
-from hindsight_py.web import scratch
+from hindsight_py.web.scratch_pool import ScratchPool
 
 __all__ = ["DashboardServer", "build_app"]
 
@@ -58,7 +59,8 @@ class Api:
         self.status = StatusCollector(kernel)
         self.payloads = PayloadFollower(out / "analysis")
         self.recent = RecentMessages(out / "input", cfg.keep_messages)
-        self.deployer = Deployer(kernel, allow_io=cfg.allow_io_deploy)
+        self.scratch = ScratchPool()
+        self.deployer = Deployer(kernel, self.scratch, allow_io=cfg.allow_io_deploy)
         self._deploy_lock = threading.Lock()  # one deploy/stop at a time
 
     # -- access -----------------------------------------------------------------------------
@@ -142,7 +144,7 @@ class Api:
     def _scratch_with_messages(self, req: dict[str, Any], n: int) -> dict[str, Any]:
         recs = self.recent.last(n)
         req["messages"] = [base64.b64encode(raw).decode() for raw, _ in recs]
-        out = scratch.run_scratch(req, self.kernel.hcfg)
+        out = self.scratch.run(req, self.kernel.hcfg)
         out["messages"] = [message_json(m) for _, m in recs] if req["op"] == "match" else len(recs)
         return out
 
@@ -226,6 +228,7 @@ class DashboardServer:
         if self._error is not None:
             raise OSError(f"{self.cfg.address}:{self.cfg.port}: {self._error}")
         self.api.payloads.start()
+        self.api.scratch.start()
         try:
             (Path(self.kernel.hcfg.output_path) / "dashboard.url").write_text(self.url + "\n")
         except OSError:
@@ -261,6 +264,7 @@ class DashboardServer:
         if loop is not None and self._thread is not None and self._thread.is_alive():
             loop.call_soon_threadsafe(loop.stop)
             self._thread.join(10.0)
+        self.api.scratch.close()
         try:
             (Path(self.kernel.hcfg.output_path) / "dashboard.url").unlink(missing_ok=True)
         except OSError:

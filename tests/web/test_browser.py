@@ -3,10 +3,16 @@
 Assertions are on the DOM and on the data each graph canvas records in its data-* attributes
 (points drawn, their sum, the newest row time), never on pixels. With HSP_UPDATE_SCREENSHOTS=1
 the screenshots go to docs/screenshots/ (as referenced by docs/dashboard.md), else to tmp_path.
+
+Every wait is on a condition with a generous timeout (a loaded 2-core machine). The kernel is
+first seen running every plugin through the API, so a page that then shows no plugin is a page
+problem, not a slow start; on any failure the test prints what the server and the page said
+(status, rows, console, failed requests, page errors, the hsp log) and saves failure.png.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -14,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GRAPH, HspRun, write_deployment
+from conftest import GRAPH, HspRun, call, wait_for, write_deployment
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -38,7 +44,13 @@ def page(tmp_path: Path) -> Iterator[Any]:
         try:
             pg = ctx.new_page()
             pg.set_default_timeout(TIMEOUT)
-            pg.on("pageerror", lambda e: print("page error:", e))  # shown with -s / on failure
+            pg.set_default_navigation_timeout(TIMEOUT)
+            # what the page went through, printed when the test fails (see diagnose())
+            pg.hsp_events = []  # type: ignore[attr-defined]
+            pg.on("pageerror", lambda e: pg.hsp_events.append(f"page error: {e}"))
+            pg.on("console", lambda m: pg.hsp_events.append(f"console {m.type}: {m.text}"))
+            pg.on("requestfailed", lambda r: pg.hsp_events.append(f"request failed: {r.method} {r.url}: {r.failure}"))
+            pg.on("response", lambda r: r.status >= 400 and pg.hsp_events.append(f"HTTP {r.status}: {r.request.method} {r.url}"))
             yield pg
         finally:
             ctx.close()
@@ -48,14 +60,52 @@ def canvas_data(page: Any, key: str) -> dict[str, str]:
     return page.eval_on_selector(f'canvas.graph[data-key="{key}"]', "c => Object.assign({}, c.dataset)")
 
 
+def _safely(what: str, fn: Any) -> Any:
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - diagnostics must never hide the real failure
+        return f"({what} unavailable: {type(e).__name__}: {e})"
+
+
+def diagnose(page: Any, hsp: HspRun, tmp_path: Path) -> None:
+    """Print what the server and the page said, to tell a page problem from a kernel one."""
+    print("\n--- diagnostics ---")
+    print("hsp alive:", hsp.proc.poll() is None, "| exit status:", hsp.proc.returncode, "| url:", hsp.url)
+
+    def server_status() -> str:
+        code, st = call(hsp.url, "/api/status")
+        if code != 200:
+            return f"HTTP {code}: {json.dumps(st)[:1000]}"
+        return json.dumps([(p["name"], p["state"], p["processed"], p["reason"]) for p in st["plugins"]])
+
+    print("server /api/status:", _safely("status", server_status))
+    print("page:", _safely("page state", lambda: page.evaluate(
+        """() => ({url: location.href, ready: document.readyState, summary: document.querySelector('#summary')?.textContent,
+                   live: document.querySelector('#conn')?.className,
+                   rows: [...document.querySelectorAll('tr.plugin')].map(r => r.dataset.name + ':' + r.dataset.state),
+                   graphs: [...document.querySelectorAll('canvas.graph')].map(c => c.dataset.key + ':' + c.dataset.points),
+                   result: document.querySelector('#dep-result')?.textContent})""")))
+    events = getattr(page, "hsp_events", [])
+    print(f"page events ({len(events)}, last 40):", *events[-40:], sep="\n  ")
+    print("screenshot:", _safely("screenshot", lambda: page.screenshot(path=str(tmp_path / "failure.png")) and tmp_path / "failure.png"))
+    print("hsp log (tail):\n" + _safely("log", lambda: hsp.log.read_text(errors="replace")[-4000:]))
+
+
 def test_dashboard_in_chromium(page: Any, tmp_path: Path) -> None:
     shots = DOCS if os.environ.get("HSP_UPDATE_SCREENSHOTS") == "1" else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     hsp = HspRun(tmp_path, write_deployment(tmp_path))
+    names = ("input.web", "analysis.counter", "analysis.http_status", "analysis.relay", "output.sink")
     try:
-        page.goto(hsp.url)
+        # the kernel runs every plugin (seen through the API) before the page is asked to show them
+        def running() -> set[str]:
+            code, st = call(hsp.url, "/api/status")
+            return {p["name"] for p in st["plugins"] if p["state"] == "running"} if code == 200 else set()
+
+        wait_for(lambda: running() >= set(names), "every plugin to run (API)")
+        page.goto(hsp.url, wait_until="load")
         # 1. the page lists the plugins, live
-        for name in ("input.web", "analysis.counter", "analysis.http_status", "analysis.relay", "output.sink"):
+        for name in names:
             page.wait_for_selector(f'tr.plugin[data-name="{name}"][data-state="running"]')
         page.wait_for_function(
             """() => { const c = document.querySelector('tr.plugin[data-name="analysis.relay"] td.processed');
@@ -81,6 +131,8 @@ def test_dashboard_in_chromium(page: Any, tmp_path: Path) -> None:
         page.locator(f'.card[data-key="{key}"]').screenshot(path=str(shots / "graph.png"))
 
         # 3. a plugin pasted into the page: matcher test, try, deploy, its first graph
+        wait_for(lambda: len(call(hsp.url, "/api/messages?n=100")[1].get("messages", [])) == 100,
+                 "100 messages in the input queue (API)")
         page.fill("#dep-name", "page_graph")
         page.fill("#dep-source", GRAPH)
         page.fill("#dep-cfg", 'message_matcher = "Fields[status] >= 400"\nticker_interval = 1\ntitle = "per_second"\n')
@@ -115,10 +167,8 @@ def test_dashboard_in_chromium(page: Any, tmp_path: Path) -> None:
         page.click("#btn-deploy")
         page.wait_for_function("() => document.querySelector('#dep-result').textContent.includes('refused, nothing deployed')")
         assert "broken.lua:1:" in page.inner_text("#dep-result")
-    except Exception:
-        # what the page and hsp said, to tell a page problem from a kernel one
-        print("hsp alive:", hsp.proc.poll() is None, "| page summary:", page.inner_text("#summary"))
-        print(hsp.log.read_text(errors="replace")[-3000:])
+    except BaseException:
+        diagnose(page, hsp, tmp_path)
         raise
     finally:
         hsp.stop()
