@@ -180,8 +180,9 @@ class InputRunner(threading.Thread):
                 self._log("warning", self.plugin.name, f"process_message returned: -1 {message}")
             if not self.plugin.ticker_interval or self.stop_event.is_set():
                 break
-            with self._lock:
-                cp = self._pending_cp
+            # a poll's messages go to the queue now rather than at the next checkpoint tick:
+            # one write per poll, and readers (a plugin deployed a moment ago) see them at once
+            cp = self.flush()
             if self.stop_event.wait(self.plugin.ticker_interval):
                 break
         self.flush()
