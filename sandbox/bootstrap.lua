@@ -350,6 +350,7 @@ local nslots = 0
 local flat = nil                    -- the current batch's flat values
 local base = -1                     -- offset of the current message in `flat`; -1 = none
 local cur_index = 0                 -- 1-based index of the current message in its batch
+H.current_index = function() return cur_index end   -- io module faces (hsp_parquet, hsp_landfill)
 local HEADER = {Uuid = true, Timestamp = true, Type = true, Logger = true, Severity = true,
   Payload = true, EnvVersion = true, Pid = true, Hostname = true, raw = true, framed = true,
   size = true}

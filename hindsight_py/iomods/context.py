@@ -42,6 +42,10 @@ class IoContext:
     # True while the kernel holds inputs back (queue too far ahead of its readers, disk low):
     # an edge answers 503 instead of accepting what it could only buffer in memory.
     backpressure: Callable[[], bool] = lambda: False
+    # Output plugins: the raw protobuf of message `index` (1-based) of the batch being processed,
+    # or None. An io module that stores whole messages takes them from here instead of through a
+    # Lua string (read_message("raw") and back: two copies and two boundary crossings).
+    current_raw: Callable[[int], bytes | None] = lambda index: None
     listeners: list[FlushListener] = field(default_factory=list)
 
     def add_flush_listener(self, listener: FlushListener) -> None:

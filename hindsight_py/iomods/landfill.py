@@ -118,7 +118,14 @@ class LandfillModule:
         self.roller = Roller(limits, self._roll, ctx.log)
 
     def lua_api(self) -> Mapping[str, Callable[..., Any]]:
-        return {"add": self.add, "flush": self.flush, "stats": self.stats}
+        return {"add": self.add, "add_current": self.add_current, "flush": self.flush, "stats": self.stats}
+
+    def add_current(self, index: int) -> tuple[int, str | None]:
+        """add() of the message being processed, taken from the batch without a Lua copy."""
+        raw = self.ctx.current_raw(int(index))
+        if raw is None:
+            raise ValueError("add() without a message: only valid inside process_message")
+        return self.add(raw)
 
     def _open(self) -> _OpenFile:
         self.seq += 1

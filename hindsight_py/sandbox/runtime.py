@@ -384,6 +384,7 @@ class Sandbox:
         self._te_limit = int(cfg.get("timer_event_inject_limit", -1)) if self.plugin_type is PluginType.ANALYSIS else -1
         self.checkpoint_index = 0
         self.io_context = io_context or IoContext(self.name, self.plugin_type.value, cfg)
+        self.io_context.current_raw = self._current_raw
         self._io_modules = IO_MODULES if io_modules is None else io_modules
         self._io_open: list[Any] = []  # io module instances, closed with the sandbox
         self._create()
@@ -589,6 +590,10 @@ class Sandbox:
             return res
 
         return call
+
+    def _current_raw(self, index: int) -> bytes | None:
+        batch = self._batch
+        return batch[index - 1][0] if 0 < index <= len(batch) else None
 
     def _host_io_module(self, name: bytes) -> Any:
         """`require "<name>"` of an io module: its callbacks as a Lua table, or nil if unknown."""

@@ -12,9 +12,11 @@
 local H, api, name = ...
 local M = {}
 
-local add, flush, stats = api.add, api.flush, api.stats
+local add, add_current, flush, stats = api.add, api.add_current, api.flush, api.stats
+local current_index = H.current_index
 
 function M.add(framed)
+    if framed == nil then return add_current(current_index()) end  -- the current message, no copy
     if type(framed) ~= "string" then
         error("bad argument #1 to 'add' (string expected, got " .. type(framed) .. ")", 2)
     end

@@ -161,3 +161,21 @@ def test_bad_cfg_stops_the_plugin_with_the_reason(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="columns\\[1\\] \\(a\\): unknown type 'float32'"):
         Sandbox(src, "output", {"Logger": "pq", "message_matcher": "TRUE", "location": str(tmp_path),
                                 "columns": [{"name": "a", "from": "Type", "type": "float32"}]})
+
+
+def test_add_without_argument_takes_the_current_message(tmp_path: Path) -> None:
+    """The shipped plugin calls add() with no argument: the module takes the message being
+    processed from the batch (no Lua copy); outside process_message that is an error."""
+    cfg = {"Logger": "output.pq", "message_matcher": "TRUE", "columns": COLS, "partitions": PARTS,
+           "location": str(tmp_path / "pq"), "max_rows": 3, "Hostname": "h"}
+    src = b"""require "hsp_parquet"
+function process_message() return hsp_parquet.add() end
+function timer_event() hsp_parquet.add() end"""
+    sb = Sandbox(src, "output", cfg)
+    records = [(m, decode_message(m)) for m in (msg({"docid": f"d{i}", "app": "a"}) for i in range(3))]
+    res = sb.output_batch(records, 0, False)
+    assert res.processed == 3 and res.terminated is None
+    t = ds.dataset(str(tmp_path / "pq"), format="parquet", partitioning="hive").to_table()
+    assert sorted(t.column("docid").to_pylist()) == ["d0", "d1", "d2"]
+    with pytest.raises(Exception, match="only valid inside process_message"):
+        sb.timer_event(0)
