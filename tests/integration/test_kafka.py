@@ -229,7 +229,13 @@ def test_100k_kafka_to_kafka_exact(broker: Tansu, tmp_path: Path, procs: list[Hs
     procs.append(h.start())
     out = Collector(broker, "a_out")
     try:
-        out.until(lambda v: len(v) >= len(sent))
+        try:
+            out.until(lambda v: len(v) >= len(sent))
+        except AssertionError as e:
+            # a stall seen once under a full CI run: say where the messages stopped
+            cps = read_checkpoints(tmp_path / "out") if (tmp_path / "out" / "hindsight.cp").exists() else {}
+            raise AssertionError(f"{e}; checkpoints {cps}; committed offsets "
+                                 f"{committed(broker, 'ga', 'a_in', 3)}; hsp log tail:\n{h.log()[-4000:]}") from None
         out.settle(2.0)
         assert h.stop() == 0
     finally:
