@@ -50,7 +50,7 @@ def wait_for(cond: Callable[[], object], timeout: float = 60.0, what: str = "con
 class Edge:
     """One `hsp run` with the edge input and a framed file output, in tmp_path."""
 
-    def __init__(self, tmp_path: Path, edge_cfg: str = "", top_cfg: str = "", input_file: str = "http_edge.lua", output_file: str = "file.lua", output_cfg: str = "", extra_tables: str = "") -> None:
+    def __init__(self, tmp_path: Path, edge_cfg: str = "", top_cfg: str = "", input_file: str = "http_edge.lua", output_file: str = "file.lua", output_cfg: str = "", extra_tables: str = "", parquet: bool = False) -> None:
         self.dir = tmp_path
         self.out_file = tmp_path / "got.hpb"
         self.log = tmp_path / "hsp.log"
@@ -61,6 +61,22 @@ read_queue = "input"
 output_file = "{self.out_file}"
 ticker_interval = 1
 {output_cfg}
+"""
+        self.parquet_dir = tmp_path / "parquet"
+        if parquet:  # the issue's path: every acknowledged submission must reach Parquet
+            self.output_table += f"""
+[output.pq]
+filename = "parquet.lua"
+message_matcher = "Type == 'http.submission'"
+read_queue = "input"
+ticker_interval = 1
+location = "{self.parquet_dir}"
+columns = [
+  {{ name = "docid", from = "Fields[docid]", type = "string", required = true }},
+  {{ name = "remote_addr", from = "Fields[remote_addr]", type = "string" }},
+  {{ name = "payload", from = "Payload", type = "binary" }},
+]
+partitions = [{{ name = "doctype", from = "Fields[doctype]" }}]
 """
         self.top = f'output_path = "out"\n{top_cfg}\n'
         cfg = tmp_path / "hsp.toml"
@@ -236,7 +252,7 @@ def check_delivered(msgs: list[Message], subs_by_docid: dict[str, Sub], acked: s
 
 # -- volume --------------------------------------------------------------------------------------
 def test_10k_submissions_each_acknowledged_one_delivered_exactly_once(edge: Callable[..., Edge]) -> None:
-    e = edge()
+    e = edge(parquet=True)
     subs = [make_sub(i) for i in range(10_000)]
     t0 = time.time_ns()
     results = asyncio.run(post_all(e.url, subs))
@@ -249,6 +265,15 @@ def test_10k_submissions_each_acknowledged_one_delivered_exactly_once(edge: Call
     check_delivered(msgs, by_docid, set(by_docid))
     assert len(msgs) == len(subs)
     assert all(t0 - 10**9 <= m.timestamp <= t1 + 10**9 for m in msgs)  # receive time, ns
+    # and in the Parquet output, each exactly once, with its body
+    import pyarrow.dataset as ds
+
+    table = ds.dataset(str(e.parquet_dir), format="parquet", partitioning="hive").to_table()
+    docids = table.column("docid").to_pylist()
+    assert len(docids) == len(set(docids)) == len(subs)
+    assert set(docids) == set(by_docid)
+    bodies = dict(zip(docids, table.column("payload").to_pylist()))
+    assert all(bodies[d] == s.payload for d, s in list(by_docid.items())[:500])
 
 
 def test_route_header_and_address_options(edge: Callable[..., Edge]) -> None:
