@@ -44,6 +44,11 @@ function process_message()
 end
 
 function timer_event(ns, shutdown)
+    -- forget alerts for rows that have left the buffer (a long run would otherwise grow forever)
+    local oldest = status:current_time() - (rows - 1) * spr * 1e9
+    for row in pairs(alerted) do
+        if row < oldest then alerted[row] = nil end
+    end
     inject_payload("cbuf", title, status)
     if deltas then inject_payload("cbufd", title, status:format("cbufd")) end
     status:format("cbuf")
