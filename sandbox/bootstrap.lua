@@ -691,6 +691,7 @@ local c_encode = HOST.encode_lib and package.loadlib(HOST.encode_lib, "hsp_lua_e
 -- encode_table then returns true instead of the bytes.
 local c_inject = PTYPE == "input" and HOST.inject_batch and HOST.encode_lib and
     package.loadlib(HOST.encode_lib, "hsp_lua_encode_inject") or nil
+H.c_inject_raw = c_inject and package.loadlib(HOST.encode_lib, "hsp_lua_inject_raw") or nil
 -- flatten() and the C writer in one step for the common message table (hsp_lua_encode_table):
 -- nil for anything else, which takes the path below.
 local encode_table
@@ -790,7 +791,18 @@ local function inject_input(...)
     end
   elseif t == "string" then
     pb = msg
-    if not host_decode(pb, true) then
+    -- validated and framed in C into the pending buffer, like a table (Kafka records, streams)
+    local raw_ok    -- nil: not taken (no C writer, one at a time, long checkpoint): the host path
+    if H.c_inject_raw and inject_limit > 1 and (ct ~= "string" or #cp <= 8191) then
+      raw_ok = H.c_inject_raw(msg)
+    end
+    if raw_ok then
+      pend_n = pend_n + 1
+      if cp ~= nil then STATE.pcp = cp end
+      if pend_n >= inject_limit then drain_pending() end
+      return
+    end
+    if raw_ok == false or not host_decode(pb, true) then
       error("inject_message() attempted to inject a invalid protobuf string", 2)
     end
   elseif t == "userdata" and hsr_state[msg] then

@@ -1790,6 +1790,33 @@ lw_pend_append(const unsigned char *pb, size_t n)
     return 0;
 }
 
+/* hsp_lua_inject_raw(pb) -> true | false | nil: an input's inject_message(string). true: pb is a
+ * valid Heka message (decode_message's accept/reject rules, nothing built) and its framed record
+ * was appended to this thread's pending buffer; false: pb is not a valid message (nothing
+ * appended); nil: not available here (take the Python path). */
+int
+hsp_lua_inject_raw(lua_State *L)
+{
+    size_t n = 0;
+    if (!lapi.ok || lapi.type(L, 1) != HSP_LUA_TSTRING) {
+        return 0;
+    }
+    const char *s = lapi.tolstring(L, 1, &n);
+    if (s == NULL) {
+        return 0;
+    }
+    /* st is only used to build objects: validation alone never reads it */
+    if (decode_message_ex(NULL, (const unsigned char *)s, (Py_ssize_t)n, NULL, NULL, 1) != DEC_OK) {
+        lapi.pushboolean(L, 0);
+        return 1;
+    }
+    if (lw_pend_append((const unsigned char *)s, n) < 0) {
+        return 0;
+    }
+    lapi.pushboolean(L, 1);
+    return 1;
+}
+
 /* hsp_lua_encode(flat, n, output_limit) -> bytes | nil (nil: take the Python path). On success
  * flat[1..n] are cleared.
  * hsp_lua_encode_inject(flat, n, output_limit) -> true | nil: the same encoding, but the framed

@@ -186,10 +186,10 @@ def test_limit_one_hands_over_every_message_at_once() -> None:
     single, _, _ = _run({}, batched=False)
     host, _, _ = _run({}, batched=True, limit=1)
     assert host.content() == single.content()
-    # the first hand-over (the 49 messages before the string injection) answered 1: every later
-    # message went over one by one
+    # the first hand-over (the 76 messages before the first print, tables and raw strings alike:
+    # both are framed into the pending buffer) answered 1: every later message went over alone
     assert host.batches == 1
-    assert host.singles == single.singles - 49
+    assert host.singles == single.singles - 76
 
 
 @needs_c_writer
@@ -226,3 +226,35 @@ def test_a_failing_batch_hand_over_is_the_plugins_error() -> None:
     with pytest.raises(Terminated) as exc:
         sb.input_process(None)
     assert "no room" in exc.value.reason
+
+
+@needs_c_writer
+def test_raw_string_injections_are_validated_in_c_like_the_host_path() -> None:
+    """inject_message(string) takes the C pending buffer when batched: valid records arrive
+    byte-exact, an invalid one fails with the host path's error and nothing of it is queued."""
+    src = b"""
+local good, bad = read_config("good"), read_config("bad")
+function process_message()
+    for i = 1, 5 do inject_message(good, i) end
+    local ok, err = pcall(inject_message, bad)
+    print(tostring(ok), err)
+    inject_message(good, "end")
+    return 0
+end
+"""
+    good = write_message(bytes(16), 7, b"raw", b"lg", 6, b"payload", None, None, b"h", [])
+    bad = b"\x0a\x02nope"
+    results = []
+    for batched in (False, True):
+        host = Host(128)
+        kw: dict[str, Any] = {"on_inject": host.on_inject, "on_print": host.on_print}
+        if batched:
+            kw["on_inject_batch"] = host.on_inject_batch
+        sb = Sandbox(src, "input", {"Logger": "t", "good": good, "bad": bad, "log_level": 7}, **kw)
+        sb.input_process(None)
+        results.append((host.msgs, host.cp, [e[2] for e in host.events if e[0] == "print"]))
+        assert (host.batches > 0) == batched
+    assert results[0] == results[1]
+    msgs, cp, prints = results[1]
+    assert msgs == [good] * 6 and cp == b"end"
+    assert prints == ["false\tinject_message() attempted to inject a invalid protobuf string"]
