@@ -234,6 +234,7 @@ local function load_host_chunk(name)
   return chunk(H)
 end
 
+H.load_host_chunk = load_host_chunk   -- io module faces share host chunks (lib.store_face)
 local format_number = load_host_chunk("lib.number")
 if not format_number then
   format_number = function(x) return sformat("%.17g", x) end
